@@ -1,0 +1,28 @@
+"""archdiff: read, graph, diff and transfer weights between Keras model architectures.
+
+The light API (``load``, ``to_graph``, ``layer_rows``, ``summary``, exports)
+never imports TensorFlow or Keras; only validation and the Python factory
+reader do.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import ArchdiffError, InputError, MissingDependencyError, TopologyUnknownError  # noqa: E402
+from .graph import to_graph  # noqa: E402
+from .layertable import layer_rows, summary  # noqa: E402
+from .model import Architecture, Layer, WeightSpec  # noqa: E402
+from .readers import load  # noqa: E402
+
+
+def model_from_yaml(text_or_path, custom_objects=None, *, safe_mode: bool = True):
+    """Rebuild a Keras model from YAML: the safe replacement of Keras' removed API."""
+    from .export import model_from_yaml as _impl
+
+    return _impl(text_or_path, custom_objects=custom_objects, safe_mode=safe_mode)
+
+
+__all__ = [
+    "ArchdiffError", "Architecture", "InputError", "Layer", "MissingDependencyError",
+    "TopologyUnknownError", "WeightSpec", "layer_rows", "load", "model_from_yaml", "summary", "to_graph",
+]

@@ -1,0 +1,65 @@
+"""The ``archdiff`` command line: thin over the Python API.
+
+``main(argv=None) -> int``. Exit codes follow diff(1): 0 nothing to report,
+1 differences or a policy failure, 2 an error. Errors are one line on stderr;
+``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import ArchdiffError
+
+#: Command modules under archdiff.commands; each has register(subparsers).
+COMMAND_MODULES = ("layers", "export")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="archdiff",
+        description="Read, graph, diff and transfer weights between Keras model architectures.",
+    )
+    parser.add_argument("--version", action="version", version=f"archdiff {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f".commands.{name.replace('-', '_')}", __package__)
+        module.register(sub)
+    return parser
+
+
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except ArchdiffError as exc:
+        if args.debug:
+            raise
+        print(f"archdiff: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("archdiff: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except RecursionError:
+        if args.debug:
+            raise
+        print("archdiff: error: the input nests too deeply to be a model.", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("archdiff: error: out of memory reading the input; it is too large or malformed.", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

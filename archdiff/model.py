@@ -1,0 +1,239 @@
+"""The Architecture data model: plain, immutable records of a Keras model.
+
+Readers build these; graph, diff, transfer and the renderers consume them.
+Layers are kept flat, in the order Keras lists them: every layer of the
+top-level model in ``model.layers`` order, and right after a nested model its
+own layers (``path`` tells them apart: ``xception/block1_conv1``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterator, Mapping
+
+#: Layer classes that are models themselves (their config holds ``layers``).
+MODEL_CLASSES = frozenset({"Functional", "Model", "Sequential"})
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """A tensor produced by a layer: ``(layer, node_index, tensor_index)``.
+
+    ``layer`` is a layer name in the scope of the model that holds the call.
+    """
+
+    layer: str
+    node_index: int = 0
+    tensor_index: int = 0
+
+    def to_list(self) -> list:
+        return [self.layer, self.node_index, self.tensor_index]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of a layer (a Keras inbound node): the tensors it received."""
+
+    inputs: tuple[TensorRef, ...]
+    #: Shapes of the received tensors where the config records them (Keras 3).
+    input_shapes: tuple[tuple | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One variable of a layer as stored in a weights file.
+
+    ``name`` is the variable's name relative to its layer (``kernel``,
+    ``forward_lstm/lstm_cell/kernel``) or its position (``0``, ``1``) where the
+    file keeps no names. ``location`` is the HDF5 dataset path.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    trainable: bool = True
+    location: str | None = None
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= int(d)
+        return n
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "trainable": self.trainable,
+        }
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer, as it appears in its model's ``layers``."""
+
+    name: str
+    #: ``name`` prefixed by the names of the models that hold it.
+    path: str
+    class_name: str
+    #: Position in its own model's ``layers`` (Keras' index).
+    index: int
+    #: 0 for the top-level model's layers, 1 inside a nested model, ...
+    depth: int
+    #: Path of the model holding this layer ("" for the top level).
+    parent: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    module: str | None = None
+    calls: tuple[Call, ...] = ()
+    #: The layer's own variables; None where the input has no weights.
+    #: Nested models keep theirs on their layers, not here.
+    weights: tuple[WeightSpec, ...] | None = None
+    trainable: bool = True
+    #: One shape per output tensor, where known.
+    output_shapes: tuple[tuple, ...] | None = None
+    is_model: bool = False
+    #: For a nested model: its inputs and outputs in its own scope.
+    model_inputs: tuple[TensorRef, ...] = ()
+    model_outputs: tuple[TensorRef, ...] = ()
+
+    @property
+    def own_params(self) -> int | None:
+        if self.weights is None:
+            return None
+        return sum(w.size for w in self.weights)
+
+    @property
+    def output_shape(self):
+        """The output shape as Keras prints it: one shape, or a list of them."""
+        if not self.output_shapes:
+            return None
+        if len(self.output_shapes) == 1:
+            return self.output_shapes[0]
+        return list(self.output_shapes)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A model input: its name, shape and dtype where the config says."""
+
+    name: str
+    shape: tuple | None
+    dtype: str | None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": None if self.shape is None else list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an Architecture came from."""
+
+    path: str
+    format: str
+    keras_version: str | None = None
+    backend: str | None = None
+    #: "keras3" or "keras2": the config dialect, where there is a config.
+    dialect: str | None = None
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    total: int
+    trainable: int
+    non_trainable: int
+
+    def to_dict(self) -> dict:
+        return {
+            "total_params": self.total,
+            "trainable_params": self.trainable,
+            "non_trainable_params": self.non_trainable,
+        }
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A Keras model as archdiff sees it."""
+
+    name: str
+    #: Sequential, Functional, a subclass' name, or None for a weights-only file.
+    class_name: str | None
+    layers: tuple[Layer, ...]
+    source: Source
+    inputs: tuple[TensorRef, ...] = ()
+    outputs: tuple[TensorRef, ...] = ()
+    #: False for weights-only files and subclassed models.
+    has_topology: bool = True
+    #: Whether per-layer weight specs were read from HDF5 data.
+    has_weights: bool = False
+    #: The serialized model config (``{"class_name":..., "config":...}``).
+    config: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    #: Plain-language notes on what could not be known.
+    notes: tuple[str, ...] = ()
+    #: The top-level model's inputs: name, shape, dtype.
+    input_specs: tuple[InputSpec, ...] = ()
+
+    # -- lookups -------------------------------------------------------------
+    @cached_property
+    def by_path(self) -> dict[str, Layer]:
+        return {layer.path: layer for layer in self.layers}
+
+    def layer(self, path: str) -> Layer:
+        return self.by_path[path]
+
+    def top_level(self) -> list[Layer]:
+        return [layer for layer in self.layers if layer.depth == 0]
+
+    def children(self, path: str) -> list[Layer]:
+        return [layer for layer in self.layers if layer.parent == path]
+
+    def descendants(self, path: str) -> Iterator[Layer]:
+        prefix = path + "/"
+        return (layer for layer in self.layers if layer.path.startswith(prefix))
+
+    # -- parameters ----------------------------------------------------------
+    def params(self, layer: Layer) -> int | None:
+        """Parameters of a layer, a nested model's being the sum of its layers."""
+        if not layer.is_model:
+            return layer.own_params
+        total = 0
+        for child in self.descendants(layer.path):
+            if child.is_model:
+                continue
+            if child.own_params is None:
+                return None
+            total += child.own_params
+        return total
+
+    def effectively_trainable(self, layer: Layer) -> bool:
+        """A layer trains only if it and every model holding it are trainable."""
+        if not layer.trainable:
+            return False
+        parent = layer.parent
+        while parent:
+            holder = self.by_path.get(parent)
+            if holder is None:
+                break
+            if not holder.trainable:
+                return False
+            parent = holder.parent
+        return True
+
+    def param_counts(self) -> ParamCounts | None:
+        """Totals as ``count_params()`` and the trainable split give them.
+
+        None where the input holds no weights to count.
+        """
+        if not self.has_weights:
+            return None
+        total = trainable = 0
+        for layer in self.layers:
+            if layer.is_model or layer.weights is None:
+                continue
+            on = self.effectively_trainable(layer)
+            for w in layer.weights:
+                total += w.size
+                if on and w.trainable:
+                    trainable += w.size
+        return ParamCounts(total, trainable, total - trainable)
