@@ -339,8 +339,10 @@ def read_legacy_weights(root, *, where: str) -> list[tuple[str, list[VarInfo]]]:
             if not is_dataset(ds):
                 raise InputError(f"'{ds.name}' should be a dataset", path=where)
             rel = strip_suffix(weight_name)
-            if rel.startswith(layer_name + "/"):
-                rel = rel[len(layer_name) + 1:]
+            parts = rel.split("/")
+            if layer_name in parts[:-1]:
+                # "dense/kernel", or with the model's scope: "seq_model/dense/kernel".
+                rel = "/".join(parts[parts.index(layer_name) + 1:])
             infos.append(dataset_info(ds, rel, where=where))
         result.append((layer_name, infos))
     return result

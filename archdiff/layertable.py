@@ -30,7 +30,9 @@ def layer_row(arch: Architecture, layer: Layer) -> dict:
         "class_name": layer.class_name,
         "output_shape": _shape_json(layer),
         "params": arch.params(layer),
-        "trainable": arch.effectively_trainable(layer),
+        # The layer's own flag, as Keras' layer.trainable; "trains" adds its holders'.
+        "trainable": layer.trainable,
+        "trains": arch.effectively_trainable(layer),
         "is_model": layer.is_model,
         "calls": len(layer.calls),
         "weights": None if layer.weights is None else [w.to_dict() for w in layer.weights],

@@ -512,11 +512,24 @@ def _weights_only_keras3(tree: h5.SaveableNode, *, path: str, fmt: str) -> Archi
             if item.is_model:
                 add(item, full, depth + 1)
 
+    keyed_by_class = bool(tree.layers)
+    if not tree.layers and tree.objects:
+        # A subclassed model: Keras saves its layers under their attribute names.
+        tree = h5.SaveableNode(tree.key, tree.path, tree.real_name, tree.variables,
+                               layers=[tree.objects[k] for k in sorted(tree.objects, key=h5.natural_key)])
     add(tree, "", 0)
+    notes = ["weights-only file: the topology is unknown (Keras 3 keys weights by class and order, so layer "
+             "order and classes are not recorded)"]
+    if keyed_by_class and not _has_real_names(tree):
+        notes.append("the file holds no layer names (written by tf-keras or Keras 2.13-2.15): layers are shown "
+                     "by Keras' auto names, class in snake case + order, e.g. dense_1")
     source = Source(path=path, format=fmt, dialect="keras3")
     return Architecture(
         name=tree.real_name or os.path.basename(path), class_name=None, layers=tuple(layers), source=source,
         has_topology=False, has_weights=True,
-        notes=("weights-only file: the topology is unknown (Keras 3 keys weights by class and order, so layer "
-               "order and classes are not recorded; names come from the file's 'name' attributes)",),
+        notes=tuple(notes),
     )
+
+
+def _has_real_names(node: h5.SaveableNode) -> bool:
+    return any(item.real_name or _has_real_names(item) for item in node.layers)

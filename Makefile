@@ -1,0 +1,39 @@
+# archdiff: `make demo` and `make test` work on a new machine from a fresh clone:
+# they create .venv and install what they need first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-light bench fixtures clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[tensorflow,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job on the shipped fixtures: diff -> transfer -> validate.
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+## Every test, TensorFlow ones included.
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+## Only the tests that need no TensorFlow.
+test-light: $(STAMP)
+	$(PY) -m pytest -q -m "not tensorflow"
+
+## Speed and memory against the baselines, one run, as ratios -> bench/results.md
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+## Regenerate fixtures/ with real Keras 3 and tf-keras (seeded).
+fixtures: $(STAMP)
+	$(PY) fixtures/make_fixtures.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache bench/.cache
