@@ -90,7 +90,11 @@ def model_from_yaml(text_or_path, custom_objects=None, *, safe_mode: bool = True
         where = "<yaml>"
     serialized, _, _ = unwrap(document, where=where)
     keras = require_keras()
+    # Configs from legacy .h5 files and Keras 2 carry no "module": name the
+    # model classes so that Keras finds them at every nesting level.
+    objects = {"Functional": keras.Model, "Model": keras.Model, "Sequential": keras.Sequential}
+    objects.update(custom_objects or {})
     return keras.saving.deserialize_keras_object(
         {k: v for k, v in serialized.items() if k not in ("keras_version", "backend")},
-        custom_objects=custom_objects, safe_mode=safe_mode,
+        custom_objects=objects, safe_mode=safe_mode,
     )
