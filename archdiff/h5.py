@@ -395,71 +395,119 @@ def has_keras3_layout(f) -> bool:
     return any(name in f for name in LAYER_CONTAINERS) or "vars" in f
 
 
-def read_keras3_tree(groups: list, *, where: str) -> SaveableNode:
+def scan(f, *, where: str) -> dict[str, str]:
+    """Every object in an HDF5 file by path: ``"group"`` or ``"dataset"``.
+
+    One pass in C (H5Lvisit, then H5Ovisit): much faster than walking groups
+    from Python. Refuses the whole file if any link is soft or external
+    (Keras writes none), and bounds the number of objects. HDF5 itself visits
+    each group once, so hard-link cycles cannot loop.
+    """
+    h5py = _h5py()
+    bad: list[tuple[str, int]] = []
+    count = [0]
+
+    def on_link(name: bytes, info) -> None | int:
+        count[0] += 1
+        if count[0] > MAX_OBJECTS:
+            return 1  # stop the visit
+        if info.type != h5py.h5l.TYPE_HARD:
+            bad.append((name.decode("utf-8", "replace"), info.type))
+            return 1
+        return None
+
+    try:
+        f.id.links.visit(on_link, info=True)
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+        raise InputError(f"cannot read the HDF5 file's structure ({_short(exc)})", path=where) from None
+    if bad:
+        name, kind = bad[0]
+        what = "an external" if kind == h5py.h5l.TYPE_EXTERNAL else "a soft"
+        raise UnsafeInputError(f"HDF5 entry '/{name}' is {what} link; archdiff refuses links in weight files",
+                               path=where, hint="re-save the model with Keras, which writes no links")
+    if count[0] > MAX_OBJECTS:
+        raise LimitExceededError(f"more than {MAX_OBJECTS} HDF5 objects", path=where)
+    kinds: dict[str, str] = {}
+
+    def on_object(name: bytes, info) -> None:
+        if info.type == h5py.h5o.TYPE_DATASET:
+            kinds[name.decode("utf-8", "replace")] = "dataset"
+        elif info.type == h5py.h5o.TYPE_GROUP:
+            kinds[name.decode("utf-8", "replace")] = "group"
+
+    try:
+        h5py.h5o.visit(f.id, on_object, info=True)
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+        raise InputError(f"cannot read the HDF5 file's structure ({_short(exc)})", path=where) from None
+    kinds.pop(".", None)
+    return kinds
+
+
+def _fast_dataset_info(f, path: str, name: str, *, where: str) -> VarInfo:
+    h5py = _h5py()
+    try:
+        dsid = h5py.h5d.open(f.id, path.encode("utf-8"))
+        shape = tuple(int(d) for d in (dsid.shape or ()))
+        dtype = str(dsid.dtype)
+    except (KeyError, OSError, RuntimeError, ValueError, TypeError) as exc:
+        raise InputError(f"cannot read HDF5 dataset '/{path}' ({_short(exc)})", path=where) from None
+    return VarInfo(name, shape, dtype, "/" + path)
+
+
+_SKIPPED_OBJECTS = frozenset({"optimizer", "metrics", "compile_metrics", "loss", "_tracker"})
+
+
+def read_keras3_tree(files: list, *, where: str) -> SaveableNode:
     """Merge one or more Keras 3 weights files (shards) into one node tree."""
     root = SaveableNode(key="", path="", real_name=None)
-    budget = [MAX_OBJECTS]
-    for group in groups:
-        _walk_saveable(group, root, depth=0, where=where, budget=budget, seen=set())
+    for f in files:
+        kinds = scan(f, where=where)
+        for path in sorted(kinds, key=natural_key):
+            parts = path.split("/")
+            if len(parts) > MAX_GROUP_DEPTH:
+                raise LimitExceededError(f"HDF5 groups nest deeper than {MAX_GROUP_DEPTH} levels", path=where)
+            _place(f, root, parts, kinds[path], where=where)
     return root
 
 
-def _object_address(obj) -> tuple:
-    h5py = _h5py()
-    info = h5py.h5o.get_info(obj.id)
-    token = getattr(info, "token", None)
-    return (info.fileno, token if token is not None else getattr(info, "addr", id(obj)))
-
-
-def _walk_saveable(group, node: SaveableNode, *, depth: int, where: str, budget: list, seen: set) -> None:
-    if depth > MAX_GROUP_DEPTH:
-        raise LimitExceededError(f"HDF5 groups nest deeper than {MAX_GROUP_DEPTH} levels", path=where)
-    try:
-        address = _object_address(group)
-    except Exception:  # noqa: BLE001 - an unreadable header is reported below on access
-        address = None
-    if address is not None:
-        if address in seen:
-            raise UnsafeInputError(f"HDF5 group '{group.name}' links back to itself (a cycle)", path=where)
-        seen = seen | {address}
-    for key in sorted(keys(group, where=where), key=natural_key):
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise LimitExceededError(f"more than {MAX_OBJECTS} HDF5 objects", path=where)
-        obj = child(group, key, where=where)
-        if key == "vars" and is_group(obj):
-            real = read_attr(obj, "name", where=where)
-            if isinstance(real, str) and node.real_name is None:
-                node.real_name = real
-            existing = {v.name for v in node.variables}
-            for var_key in sorted(keys(obj, where=where), key=natural_key):
-                ds = child(obj, var_key, where=where)
-                if is_dataset(ds) and var_key not in existing:
-                    node.variables.append(dataset_info(ds, var_key, where=where))
+def _place(f, root: SaveableNode, parts: list[str], kind: str, *, where: str) -> None:
+    """Put one object of a Keras 3 weights file in the tree by its path."""
+    node = root
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        last = i == len(parts) - 1
+        if part in LAYER_CONTAINERS:
+            if last:
+                return
+            key = parts[i + 1]
+            found = next((n for n in node.layers if n.key == key), None)
+            if found is None:
+                found = SaveableNode(key, "/".join(parts[: i + 2]), None)
+                node.layers.append(found)
+            node = found
+            i += 2
             continue
-        if not is_group(obj):
-            continue
-        if key in LAYER_CONTAINERS:
-            by_key = {n.key: n for n in node.layers}
-            for layer_key in sorted(keys(obj, where=where), key=natural_key):
-                sub = child(obj, layer_key, where=where)
-                if not is_group(sub):
-                    continue
-                target = by_key.get(layer_key)
-                if target is None:
-                    target = SaveableNode(layer_key, f"{node.path}/{key}/{layer_key}".lstrip("/"), None)
-                    node.layers.append(target)
-                    by_key[layer_key] = target
-                _walk_saveable(sub, target, depth=depth + 1, where=where, budget=budget, seen=seen)
-            continue
-        if key in ("optimizer", "metrics", "compile_metrics", "loss", "_tracker"):
-            continue
-        target = node.objects.get(key)
-        if target is None:
-            target = SaveableNode(key, f"{node.path}/{key}".lstrip("/"), None)
-            node.objects[key] = target
-        _walk_saveable(obj, target, depth=depth + 1, where=where, budget=budget, seen=seen)
-    # Nodes without any variable anywhere are still kept: layers like Add have none.
+        if part == "vars":
+            if last:
+                if kind == "group" and node.real_name is None:
+                    real = read_attr(f["/".join(parts)], "name", where=where)
+                    if isinstance(real, str):
+                        node.real_name = real
+                return
+            if kind == "dataset" and i + 2 == len(parts):
+                key = parts[i + 1]
+                if all(v.name != key for v in node.variables):
+                    node.variables.append(_fast_dataset_info(f, "/".join(parts), key, where=where))
+            return
+        if node is root and part in _SKIPPED_OBJECTS:
+            return
+        found = node.objects.get(part)
+        if found is None:
+            found = SaveableNode(part, "/".join(parts[: i + 1]), None)
+            node.objects[part] = found
+        node = found
+        i += 1
 
 
 def snake_case(class_name: str) -> str:

@@ -49,6 +49,8 @@ def load(spec: str | os.PathLike, *, factory_kwargs: Mapping[str, Any] | None = 
         arch = _load_path(text)
     if infer_shapes and arch.has_topology:
         arch = _infer(arch)
+        if arch.has_weights:
+            arch = name_positional_weights(arch)
     return arch
 
 
@@ -417,8 +419,6 @@ def _descend(path: str, rel: str, layers, by_path, children) -> tuple[str, str]:
 
 def attach_keras3(layers: list[Layer], tree: h5.SaveableNode, *, top_class: str) -> tuple[list[Layer], list[str]]:
     """Give each layer its variables from a Keras 3 weights tree."""
-    from . import shapes
-
     assigned: dict[str, h5.SaveableNode] = {}
 
     def match(scope: str, node: h5.SaveableNode) -> None:
@@ -449,9 +449,7 @@ def attach_keras3(layers: list[Layer], tree: h5.SaveableNode, *, top_class: str)
             missing.append(layer.path)
             out.append(replace(layer, weights=()))
             continue
-        specs = [_spec(v) for v in node.all_variables()]
-        specs = _name_positions(layer, node, specs, shapes)
-        out.append(replace(layer, weights=tuple(specs)))
+        out.append(replace(layer, weights=tuple(_spec(v) for v in node.all_variables())))
     return out, missing
 
 
@@ -460,25 +458,53 @@ def _saved_class(class_name: str) -> str:
     return "Functional" if class_name == "Model" else class_name
 
 
-def _name_positions(layer: Layer, node: h5.SaveableNode, specs: list[WeightSpec], shapes) -> list[WeightSpec]:
-    """Keras 3 files keep variables by position; name them as Keras' layer.weights does."""
-    own = len(node.variables)
-    try:
-        expected = shapes.layer_weights(layer.class_name, dict(layer.config), _first_input_shapes(layer))
-    except Exception:  # noqa: BLE001 - naming is a nicety; positions stay when it fails
-        expected = None
-    if not expected or len(expected) != own or node.objects:
-        return specs
-    named = []
-    for spec, guess in zip(specs[:own], expected):
-        named.append(replace(spec, name=guess.name, trainable=guess.trainable))
-    return named + specs[own:]
+def name_positional_weights(arch: Architecture) -> Architecture:
+    """Keras 3 files keep a layer's variables by position (0, 1, ...): name them.
+
+    The names, order and trainable flags come from the variables Keras creates
+    for the layer's class and config on the shapes it receives; they are used
+    only where the count and every shape agree with the file.
+    """
+    from . import shapes
+
+    layers = list(arch.layers)
+    changed = False
+    for i, layer in enumerate(layers):
+        if not layer.weights or not all(w.name.isdigit() for w in layer.weights):
+            continue
+        try:
+            expected = shapes.layer_weights(layer.class_name, dict(layer.config), _input_shapes(arch, layer),
+                                            dialect=arch.source.dialect)
+        except Exception:  # noqa: BLE001 - naming is a nicety; positions stay when it fails
+            expected = None
+        if not expected or len(expected) != len(layer.weights):
+            continue
+        if any(tuple(e.shape) != tuple(w.shape) for e, w in zip(expected, layer.weights)):
+            continue
+        layers[i] = replace(layer, weights=tuple(
+            replace(w, name=e.name, trainable=e.trainable) for w, e in zip(layer.weights, expected)))
+        changed = True
+    return replace(arch, layers=tuple(layers)) if changed else arch
 
 
-def _first_input_shapes(layer: Layer) -> list:
-    if layer.calls and layer.calls[0].input_shapes:
-        return list(layer.calls[0].input_shapes)
-    return [None] * (len(layer.calls[0].inputs) if layer.calls else 1)
+def _input_shapes(arch: Architecture, layer: Layer) -> list:
+    """The shapes a layer's first call receives, from its producers' output shapes."""
+    if not layer.calls:
+        return [None]
+    call = layer.calls[0]
+    if call.input_shapes:
+        return list(call.input_shapes)
+    specs = {s.name: s.shape for s in arch.input_specs}
+    out = []
+    for ref in call.inputs:
+        producer = arch.by_path.get(f"{layer.parent}/{ref.layer}" if layer.parent else ref.layer)
+        if producer is not None and producer.output_shapes and ref.tensor_index < len(producer.output_shapes):
+            out.append(producer.output_shapes[ref.tensor_index])
+        elif not layer.parent and ref.layer in specs:
+            out.append(specs[ref.layer])
+        else:
+            out.append(None)
+    return out
 
 
 def _weights_only_legacy(entries, *, path: str, version: str | None) -> Architecture:

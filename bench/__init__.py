@@ -1,0 +1,1 @@
+"""archdiff benchmarks: `make bench` (python -m bench.run)."""
