@@ -1,0 +1,79 @@
+"""A small progress bar for long work, shown on a terminal only.
+
+When the stream is not a terminal (piped, redirected, in CI) or
+``ARCHDIFF_NO_PROGRESS`` is set, every method is a no-op, so output that
+tools read stays clean. Updates are throttled to a few per second.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from .textfmt import human_bytes
+
+
+class Progress:
+    """``Progress(total_bytes, label)``; ``advance(n)``; ``close()`` (also a context manager)."""
+
+    #: Seconds between redraws.
+    INTERVAL = 0.1
+    WIDTH = 30
+
+    def __init__(self, total: int, label: str, *, stream=None, enabled: bool | None = None):
+        self.total = max(0, int(total))
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        if enabled is None:
+            enabled = self._is_terminal(self.stream) and not os.environ.get("ARCHDIFF_NO_PROGRESS")
+        self.enabled = bool(enabled) and self.total > 0
+        self.done = 0
+        self._last = 0.0
+        self._start = time.monotonic()
+        self._drawn = False
+
+    @staticmethod
+    def _is_terminal(stream) -> bool:
+        try:
+            return bool(stream.isatty())
+        except (AttributeError, ValueError, OSError):
+            return False
+
+    def advance(self, n: int) -> None:
+        self.done += int(n)
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last >= self.INTERVAL or self.done >= self.total:
+            self._last = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        fraction = min(1.0, self.done / self.total) if self.total else 1.0
+        filled = int(round(fraction * self.WIDTH))
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        elapsed = max(now - self._start, 1e-9)
+        rate = self.done / elapsed
+        text = (f"\r{self.label} [{bar}] {fraction * 100:5.1f}% "
+                f"{human_bytes(self.done)} / {human_bytes(self.total)}  {human_bytes(int(rate))}/s")
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+            self._drawn = True
+        except (OSError, ValueError):
+            self.enabled = False
+
+    def close(self) -> None:
+        if self.enabled and self._drawn:
+            try:
+                self.stream.write("\r\033[K")
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
+        self.enabled = False
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
