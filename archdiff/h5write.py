@@ -39,7 +39,7 @@ def new_hasher():
 
 
 # -- blocks ------------------------------------------------------------------------
-def blocks(shape: tuple[int, ...], itemsize: int, budget: int = BLOCK_BYTES) -> Iterator[tuple]:
+def blocks(shape: tuple[int, ...], itemsize: int, budget: int | None = None) -> Iterator[tuple]:
     """Index tuples that cover an array of ``shape`` in C order, each at most ``budget`` bytes.
 
     A block is a run of whole slices along one axis, so concatenating the blocks'
@@ -47,6 +47,7 @@ def blocks(shape: tuple[int, ...], itemsize: int, budget: int = BLOCK_BYTES) -> 
     block size). Where even one element row exceeds the budget, the outer axes are
     walked one index at a time.
     """
+    budget = BLOCK_BYTES if budget is None else max(1, int(budget))
     shape = tuple(int(d) for d in shape)
     if not shape:
         yield ()

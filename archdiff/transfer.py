@@ -748,22 +748,20 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
     options = options or TransferOptions()
     if options.match not in ("name", "auto"):
         raise UsageError(f"unknown match mode '{options.match}'", hint="use 'name' or 'auto'")
-    src_arch = source if isinstance(source, Architecture) else load(source, infer_shapes=False)
-    tgt_arch = target if isinstance(target, Architecture) else load(target, infer_shapes=False)
+    src_arch = source if isinstance(source, Architecture) else load(source)
+    tgt_arch = target if isinstance(target, Architecture) else load(target)
     src_info, tgt_info = _describe(src_arch), _describe(tgt_arch)
-    if not src_arch.has_weights:
-        raise InputError("the source holds no weights", path=src_info.path,
-                         hint="give a file with weights: .keras, .h5 or .weights.h5")
-    if not tgt_arch.has_weights:
-        raise UsageError("the target holds no weights to write into", path=tgt_info.path,
-                         hint="give the target model as .keras, or its weights as .weights.h5 or .h5 "
-                              "(save the freshly built model first)")
+    weight_formats = WEIGHT_FILE_FORMATS + ("keras", "weights.json")
+    if src_arch.source.format not in weight_formats or not src_arch.has_weights:
+        raise InputError(f"the source holds no weights ({src_info.description})", path=src_info.path,
+                         hint="give a file with weights: .keras, .h5, .weights.h5 or .weights.json")
     if tgt_arch.source.format == "weights.json":
         raise UsageError("writing sharded weights is not supported", path=tgt_info.path,
                          hint="give the target as .keras or an unsharded .weights.h5")
-    if tgt_arch.source.format not in WEIGHT_FILE_FORMATS + ("keras",):
-        raise UsageError(f"cannot write weights in the target's format ({tgt_info.description})",
-                         path=tgt_info.path)
+    if tgt_arch.source.format not in weight_formats or not tgt_arch.has_weights:
+        raise UsageError(f"the target holds no weights to write into ({tgt_info.description})", path=tgt_info.path,
+                         hint="give the target model as .keras, or its weights as .weights.h5 or .h5 "
+                              "(save the freshly built model first)")
 
     rules = tuple(options.maps)
     if options.match == "auto":

@@ -1,0 +1,614 @@
+"""``archdiff transfer`` without TensorFlow: matching, every format pair, safety, reports.
+
+The committed fixtures were written by real Keras 3 and tf-keras from the same
+seeded values, so a Keras 2 file and a Keras 3 file of one model hold equal
+tensors. Each cross-format test scrambles a copy of the target (every dataset
+overwritten), transfers from the source, and requires OUT to equal the
+unscrambled target fixture dataset by dataset: any weight given to the wrong
+layer or variable shows up, since every tensor holds distinct random values.
+Keras' own loading of OUT is checked in test_transfer_oracle.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from archdiff import h5
+from archdiff.errors import UsageError
+from archdiff.transfer import (
+    MapRule, TransferError, TransferOptions, apply_transfer, dry_run, load_map_file, parse_map_rule, plan_transfer,
+)
+from archdiff.transferrender import render
+from conftest import FIXTURES, ROOT, run_cli
+
+K2 = FIXTURES / "keras2"
+K3 = FIXTURES / "keras3"
+
+
+# -- helpers ---------------------------------------------------------------------
+def sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def h5_values(path: Path) -> dict[str, bytes]:
+    """Every dataset of an HDF5 file (or of a .keras zip's model.weights.h5): path -> raw bytes + shape."""
+    out: dict[str, bytes] = {}
+
+    def collect(f):
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                data = np.asarray(obj[()])
+                out[name] = (data.dtype.str, data.shape, data.tobytes())
+
+        f.visititems(visit)
+
+    if str(path).endswith(".keras"):
+        with zipfile.ZipFile(path) as zf, h5.open_zip_member_h5(str(path), zf, "model.weights.h5", where="t") as f:
+            collect(f)
+    else:
+        with h5py.File(path, "r") as f:
+            collect(f)
+    return out
+
+
+def scramble_h5(path: Path) -> None:
+    with h5py.File(path, "r+") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and obj.dtype.kind == "f" and obj.size:
+                obj[...] = np.full(obj.shape, -7.25, obj.dtype)
+
+        f.visititems(visit)
+
+
+def scrambled_copy(src: Path, folder: Path) -> Path:
+    """A copy of a model/weights file with every float dataset overwritten."""
+    dst = folder / ("scrambled_" + src.name)
+    if src.name.endswith(".keras"):
+        member = folder / "member.h5"
+        with zipfile.ZipFile(src) as zf:
+            member.write_bytes(zf.read("model.weights.h5"))
+            infos = zf.infolist()
+            scramble_h5(member)
+            with zipfile.ZipFile(dst, "w") as out:
+                for info in infos:
+                    data = member.read_bytes() if info.filename == "model.weights.h5" else zf.read(info)
+                    out.writestr(info, data)
+        member.unlink()
+    else:
+        shutil.copyfile(src, dst)
+        scramble_h5(dst)
+    return dst
+
+
+def write_k3(path: Path, layers: dict[str, list[np.ndarray]]) -> Path:
+    """A Keras 3 layout .weights.h5: layers/<auto>/vars/<i>, with the real name in the vars group's attr."""
+    with h5py.File(path, "w") as f:
+        container = f.create_group("layers")
+        for i, (name, arrays) in enumerate(layers.items()):
+            group = container.create_group(f"dense_{i}" if i else "dense")
+            var_group = group.create_group("vars")
+            var_group.attrs["name"] = name
+            for j, a in enumerate(arrays):
+                var_group.create_dataset(str(j), data=a)
+        f.create_group("vars")
+    return path
+
+
+def write_legacy(path: Path, layers: dict[str, dict[str, np.ndarray]], version: str = "2.21.0") -> Path:
+    """A Keras 2 save_weights .h5: layer_names at the root, weight_names per layer group."""
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array([n.encode() for n in layers])
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = version.encode()
+        for name, variables in layers.items():
+            group = f.create_group(name)
+            names = [f"{name}/{v}:0" for v in variables]
+            group.attrs["weight_names"] = np.array([n.encode() for n in names])
+            for n, a in zip(names, variables.values()):
+                group.create_dataset(n, data=a)
+    return path
+
+
+def rng_arrays(seed: int, *shapes, dtype="float32") -> list[np.ndarray]:
+    gen = np.random.default_rng(seed)
+    return [gen.standard_normal(s).astype(dtype) for s in shapes]
+
+
+def leftovers(folder: Path, keep: set[str]) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+# -- every format into every format ------------------------------------------------
+SOURCES = {
+    "nested": [K2 / "nested.h5", K2 / "nested_weights.h5", K2 / "nested.keras", K3 / "nested.h5",
+               K3 / "nested.weights.h5", K3 / "nested.keras"],
+    "resnet_small": [K2 / "resnet_small.h5", K2 / "resnet_small_weights.h5", K3 / "resnet_small.h5",
+                     K3 / "resnet_small.weights.h5", K3 / "resnet_small.keras",
+                     K3 / "sharded" / "resnet_small.weights.json"],
+    "sequential": [K2 / "sequential.h5", K2 / "sequential_weights.h5", K3 / "sequential.h5",
+                   K3 / "sequential.weights.h5", K3 / "sequential.keras"],
+    "functional": [K2 / "functional.h5", K2 / "functional_weights.h5", K2 / "functional.keras",
+                   K3 / "functional.weights.h5", K3 / "functional.keras"],
+}
+TARGETS = {
+    "nested": [K3 / "nested.keras", K3 / "nested.weights.h5", K3 / "nested.h5", K2 / "nested.h5",
+               K2 / "nested_weights.h5", K2 / "nested.keras"],
+    "resnet_small": [K3 / "resnet_small.keras", K3 / "resnet_small.weights.h5", K2 / "resnet_small.h5",
+                     K2 / "resnet_small_weights.h5"],
+    "sequential": [K3 / "sequential.keras", K3 / "sequential.weights.h5", K2 / "sequential_weights.h5"],
+    "functional": [K3 / "functional.keras", K3 / "functional.weights.h5", K2 / "functional_weights.h5"],
+}
+CASES = [pytest.param(s, t, id=f"{s.parent.name}-{s.name}->{t.parent.name}-{t.name}")
+         for model in SOURCES for s in SOURCES[model] for t in TARGETS[model]]
+
+
+def out_name(target: Path) -> str:
+    name = target.name
+    for suffix in (".keras", ".weights.h5", ".h5"):
+        if name.endswith(suffix):
+            return "out" + suffix
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("source,target", CASES)
+def test_every_format_pair_gives_each_layer_its_own_weights(source, target, tmp_path):
+    scrambled = scrambled_copy(target, tmp_path)
+    out = tmp_path / out_name(target)
+    before = {p: sha(p) for p in (source, scrambled)}
+    report = apply_transfer(plan_transfer(source, scrambled), out, progress=False)
+    assert report.return_code == 0, render(report)
+    assert report.written and report.verified
+    assert h5_values(out) == h5_values(target)
+    assert {p: sha(p) for p in (source, scrambled)} == before
+    assert leftovers(tmp_path, {scrambled.name, out.name}) == []
+
+
+def test_keras_target_keeps_config_metadata_and_member_layout(tmp_path):
+    target = scrambled_copy(K3 / "nested.keras", tmp_path)
+    out = tmp_path / "out.keras"
+    apply_transfer(plan_transfer(K2 / "nested.h5", target), out, progress=False)
+    with zipfile.ZipFile(target) as a, zipfile.ZipFile(out) as b:
+        assert [i.filename for i in a.infolist()] == [i.filename for i in b.infolist()]
+        for ia, ib in zip(a.infolist(), b.infolist()):
+            assert ia.compress_type == ib.compress_type == zipfile.ZIP_STORED
+            if ia.filename != "model.weights.h5":
+                assert a.read(ia) == b.read(ib)
+                assert ia.date_time == ib.date_time
+
+
+def test_output_gets_the_usual_file_mode(tmp_path):
+    target = scrambled_copy(K3 / "nested.weights.h5", tmp_path)
+    out = tmp_path / "out.weights.h5"
+    apply_transfer(plan_transfer(K2 / "nested.h5", target), out, progress=False)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+# -- the command line ----------------------------------------------------------------
+def test_cli_copies_and_reports_every_layer(cli, tmp_path):
+    target = scrambled_copy(K3 / "resnet_small.keras", tmp_path)
+    out = tmp_path / "out.keras"
+    code, stdout, stderr = cli("transfer", K2 / "resnet_small.h5", target, "-o", out)
+    assert code == 0, stderr
+    assert "conv2_block1_1_conv" in stdout and "copied" in stdout
+    assert "exit 0" in stdout
+    assert h5_values(out) == h5_values(K3 / "resnet_small.keras")
+
+
+def test_cli_needs_an_output_unless_dry_run(cli):
+    code, _, stderr = cli("transfer", K2 / "nested.h5", K3 / "nested.keras")
+    assert code == 2 and "-o OUT" in stderr
+
+
+def test_dry_run_writes_nothing_and_gives_the_same_exit_code(cli, tmp_path):
+    target = scrambled_copy(K3 / "nested.keras", tmp_path)
+    out = tmp_path / "out.keras"
+    code, stdout, _ = cli("transfer", K2 / "nested.h5", target, "-o", out, "--dry-run")
+    assert code == 0
+    assert "dry run" in stdout
+    assert not out.exists()
+    assert leftovers(tmp_path, {target.name}) == []
+
+
+# -- matching ------------------------------------------------------------------------
+@pytest.fixture
+def renamed_pair(tmp_path):
+    a, b, c = rng_arrays(1, (4, 8), (8,), (8, 3))
+    source = write_legacy(tmp_path / "src.h5", {"old_fc1": {"kernel": a, "bias": b},
+                                                 "old_fc2": {"kernel": c}, "shared": {"kernel": a}})
+    target = write_k3(tmp_path / "tgt.weights.h5", {"new_fc1": [np.zeros((4, 8), "float32"), np.zeros(8, "float32")],
+                                                     "new_fc2": [np.zeros((8, 3), "float32")],
+                                                     "shared": [np.zeros((4, 8), "float32")],
+                                                     "head": [np.zeros((3, 2), "float32")]})
+    return source, target, (a, b, c)
+
+
+def read_layer(path: Path, layer: str) -> list[np.ndarray]:
+    from archdiff import load
+
+    arch = load(path)
+    specs = arch.by_path[layer].weights
+    with h5py.File(path, "r") as f:
+        return [f[s.location][()] for s in specs]
+
+
+def test_without_rules_only_same_names_are_copied(renamed_pair, tmp_path):
+    source, target, (a, _, _) = renamed_pair
+    plan = plan_transfer(source, target)
+    status = {layer.target: layer.status for layer in plan.layers}
+    assert status == {"new_fc1": "kept", "new_fc2": "kept", "shared": "copied", "head": "kept"}
+    assert {u.path for u in plan.unused} == {"old_fc1", "old_fc2"}
+    assert plan.return_code == 1
+    out = tmp_path / "o.weights.h5"
+    apply_transfer(plan, out, progress=False)
+    np.testing.assert_array_equal(read_layer(out, "shared")[0], a)
+
+
+def test_map_and_regex_rules_rename_source_layers(renamed_pair, tmp_path):
+    source, target, (a, b, c) = renamed_pair
+    options = TransferOptions(maps=(parse_map_rule("old_fc1=new_fc1"), parse_map_rule(r"re:^old_(fc\d)$=new_\1")))
+    plan = plan_transfer(source, target, options)
+    by = {layer.target: (layer.status, layer.source, layer.matched_by) for layer in plan.layers}
+    assert by["new_fc1"] == ("copied", "old_fc1", "map")
+    assert by["new_fc2"] == ("copied", "old_fc2", "regex")
+    assert by["head"][0] == "kept"
+    out = tmp_path / "o.weights.h5"
+    apply_transfer(plan, out, progress=False)
+    got = read_layer(out, "new_fc1")
+    np.testing.assert_array_equal(got[0], a)
+    np.testing.assert_array_equal(got[1], b)
+    np.testing.assert_array_equal(read_layer(out, "new_fc2")[0], c)
+
+
+def test_map_file_yaml_and_text(renamed_pair, tmp_path, cli):
+    source, target, _ = renamed_pair
+    (tmp_path / "m.yaml").write_text("old_fc1: new_fc1\n're:^old_(fc2)$': 'new_\\1'\n")
+    (tmp_path / "m.txt").write_text("# renames\n\nold_fc1=new_fc1\nre:^old_(fc2)$=new_\\1\n")
+    for name in ("m.yaml", "m.txt"):
+        rules = load_map_file(str(tmp_path / name))
+        assert [r.text for r in rules] == ["old_fc1=new_fc1", r"re:^old_(fc2)$=new_\1"]
+        code, stdout, stderr = cli("transfer", source, target, "--map-file", tmp_path / name, "--dry-run",
+                                   "--format", "json")
+        data = json.loads(stdout)
+        assert code == 1, stderr  # head is kept
+        assert {(x["target"], x["status"]) for x in data["layers"]} >= {("new_fc1", "copied"), ("new_fc2", "copied")}
+
+
+def test_an_explicit_rule_wins_over_a_same_name_match(renamed_pair):
+    source, target, _ = renamed_pair
+    plan = plan_transfer(source, target, TransferOptions(maps=(parse_map_rule("old_fc1=shared"),)))
+    layer = next(x for x in plan.layers if x.target == "shared")
+    assert (layer.source, layer.matched_by) == ("old_fc1", "map")
+    unused = {u.path: u.reason for u in plan.unused}
+    assert "takes 'old_fc1'" in unused["shared"]
+
+
+def test_a_rule_naming_no_layer_is_an_error_with_a_suggestion(renamed_pair):
+    source, target, _ = renamed_pair
+    with pytest.raises(UsageError, match="old_fc1"):
+        plan_transfer(source, target, TransferOptions(maps=(parse_map_rule("old_fcl=new_fc1"),)))
+    with pytest.raises(UsageError, match="new_fc1"):
+        plan_transfer(source, target, TransferOptions(maps=(parse_map_rule("old_fc1=new_fcl"),)))
+
+
+def test_two_rules_into_one_target_layer_are_refused(renamed_pair):
+    source, target, _ = renamed_pair
+    rules = (parse_map_rule("old_fc1=new_fc1"), parse_map_rule("old_fc2=new_fc1"))
+    with pytest.raises(UsageError, match="several source layers"):
+        plan_transfer(source, target, TransferOptions(maps=rules))
+
+
+def test_prefix_rule_renames_a_nested_model(tmp_path):
+    target = scrambled_copy(K3 / "nested.weights.h5", tmp_path)
+    # Rename the source's nested model: base -> backbone, then map it back.
+    plan = plan_transfer(K2 / "nested.h5", target, TransferOptions(maps=(parse_map_rule("base=base"),)))
+    assert plan.return_code == 0
+    assert all(layer.matched_by == "map" for layer in plan.layers if layer.target.startswith("base/"))
+    assert MapRule("base", "backbone").apply("base/conv1") == "backbone/conv1"
+    assert MapRule("base", "backbone").apply("baseline") is None
+
+
+@pytest.mark.parametrize("text", ["nothing", "=x", "x=", "re:(=x", "re:=x"])
+def test_bad_rules_are_usage_errors(text):
+    with pytest.raises(UsageError):
+        parse_map_rule(text)
+
+
+def test_regex_rule_splits_at_the_last_equals_sign():
+    rule = parse_map_rule(r"re:(?<=block)_(\d)=_x\1")
+    assert rule.apply("block_1") == "block_x1"
+
+
+def test_nothing_in_common_is_an_error(tmp_path):
+    source = write_k3(tmp_path / "a.weights.h5", {"x": rng_arrays(1, (2, 2))})
+    target = write_k3(tmp_path / "b.weights.h5", {"y": rng_arrays(2, (2, 2))})
+    plan = plan_transfer(source, target)
+    assert plan.return_code == 2
+    assert "no target layer matched" in plan.problems[0]
+
+
+def test_match_auto_takes_the_diffs_renames(renamed_pair, monkeypatch, tmp_path):
+    """--match auto asks archdiff.matching for renames; user rules still come first."""
+    import types
+
+    source, target, _ = renamed_pair
+
+    class Matching:
+        def renames(self):
+            return {"old_fc1": "new_fc1", "old_fc2": "new_fc2"}
+
+    fake = types.ModuleType("archdiff.matching")
+    fake.match_layers = lambda a, b, *, detect_renames=True: Matching()
+    monkeypatch.setitem(sys.modules, "archdiff.matching", fake)
+    plan = plan_transfer(source, target, TransferOptions(match="auto"))
+    by = {layer.target: (layer.source, layer.matched_by) for layer in plan.layers}
+    assert by["new_fc1"] == ("old_fc1", "auto") and by["new_fc2"] == ("old_fc2", "auto")
+
+
+# -- variables, shapes, dtypes ------------------------------------------------------------
+def test_named_variables_pair_by_name_whatever_their_order(tmp_path):
+    k, b = rng_arrays(3, (4, 2), (2,))
+    source = write_legacy(tmp_path / "s.h5", {"d": {"bias": b, "kernel": k}})
+    target = write_legacy(tmp_path / "t.h5", {"d": {"kernel": np.zeros((4, 2), "float32"),
+                                                     "bias": np.zeros(2, "float32")}})
+    plan = plan_transfer(source, target)
+    assert [(v.target, v.source, v.paired_by) for v in plan.layers[0].variables] == [
+        ("kernel", "kernel", "name"), ("bias", "bias", "name")]
+    out = tmp_path / "o.h5"
+    apply_transfer(plan, out, progress=False)
+    with h5py.File(out) as f:
+        np.testing.assert_array_equal(f["d/d/kernel:0"][()], k)
+        np.testing.assert_array_equal(f["d/d/bias:0"][()], b)
+
+
+def test_variables_that_differ_by_name_do_not_fit(tmp_path):
+    source = write_legacy(tmp_path / "s.h5", {"d": {"kernel": np.ones((4, 2), "f4"), "bias": np.ones(2, "f4")}})
+    target = write_legacy(tmp_path / "t.h5", {"d": {"kernel": np.zeros((4, 2), "f4")}})
+    plan = plan_transfer(source, target)
+    assert plan.layers[0].status == "mismatch"
+    assert "differ by name" in plan.problems[0]
+
+
+def test_positional_variables_need_the_same_count(tmp_path):
+    source = write_k3(tmp_path / "s.weights.h5", {"d": [np.ones((4, 2), "f4"), np.ones(2, "f4")]})
+    target = write_k3(tmp_path / "t.weights.h5", {"d": [np.ones((4, 2), "f4")]})
+    plan = plan_transfer(source, target)
+    assert "2 variables, the target layer 1" in plan.problems[0]
+
+
+@pytest.fixture
+def mismatched(tmp_path):
+    src = {"a": rng_arrays(1, (4, 8), (8,)), "b": rng_arrays(2, (8, 10), (10,)), "c": rng_arrays(3, (10, 5)),
+           "d": rng_arrays(4, (3,))}
+    tgt = {"a": [np.zeros((4, 8), "f4"), np.zeros(8, "f4")], "b": [np.zeros((8, 3), "f4"), np.zeros(3, "f4")],
+           "c": [np.zeros((10, 6), "f4")], "d": [np.zeros(3, "f4")]}
+    return write_k3(tmp_path / "s.weights.h5", src), write_k3(tmp_path / "t.weights.h5", tgt), src
+
+
+def test_shape_mismatches_are_listed_together_and_nothing_is_written(mismatched, cli, tmp_path):
+    source, target, _ = mismatched
+    before = {p.name: sha(p) for p in (source, target)}
+    out = tmp_path / "o.weights.h5"
+    code, stdout, stderr = cli("transfer", source, target, "-o", out)
+    assert code == 2
+    assert stderr.count("\n") == 1 and stderr.startswith("archdiff: error: 2 matched layers do not fit")
+    assert "b <- b" in stderr and "c <- c" in stderr and "(8, 10)" in stderr and "(10, 6)" in stderr
+    assert "mismatch" in stdout
+    assert not out.exists()
+    assert leftovers(tmp_path, set(before)) == []
+    assert {p.name: sha(p) for p in (source, target)} == before
+    with pytest.raises(TransferError) as info:
+        apply_transfer(plan_transfer(source, target), out)
+    assert len(info.value.plan.problems) == 2
+
+
+def test_skip_mismatch_skips_and_reports_those_layers(mismatched, cli, tmp_path):
+    source, target, src = mismatched
+    out = tmp_path / "o.weights.h5"
+    code, stdout, _ = cli("transfer", source, target, "-o", out, "--skip-mismatch", "--format", "json")
+    assert code == 1
+    data = json.loads(stdout)
+    status = {x["target"]: x["status"] for x in data["layers"]}
+    assert status == {"a": "copied", "b": "skipped", "c": "skipped", "d": "copied"}
+    assert data["totals"]["skipped_layers"] == 2
+    b = next(x for x in data["layers"] if x["target"] == "b")
+    assert all(v["action"] == "skip" and v["reason"] for v in b["variables"])
+    np.testing.assert_array_equal(read_layer(out, "a")[0], src["a"][0])
+    np.testing.assert_array_equal(read_layer(out, "b")[0], np.zeros((8, 3), "f4"))
+
+
+def test_lossy_casts_are_refused_unless_allowed(tmp_path):
+    (k,) = rng_arrays(5, (4, 4), dtype="float64")
+    source = write_k3(tmp_path / "s.weights.h5", {"d": [k]})
+    target = write_k3(tmp_path / "t.weights.h5", {"d": [np.zeros((4, 4), "float32")]})
+    plan = plan_transfer(source, target)
+    assert plan.return_code == 2 and "--allow-cast" in plan.problems[0]
+    plan = plan_transfer(source, target, TransferOptions(allow_cast=True))
+    assert plan.layers[0].variables[0].action == "cast"
+    out = tmp_path / "o.weights.h5"
+    apply_transfer(plan, out, progress=False)
+    np.testing.assert_array_equal(read_layer(out, "d")[0], k.astype("float32"))
+
+
+def test_lossless_casts_are_allowed(tmp_path):
+    (k,) = rng_arrays(6, (4, 4), dtype="float16")
+    source = write_k3(tmp_path / "s.weights.h5", {"d": [k]})
+    target = write_k3(tmp_path / "t.weights.h5", {"d": [np.zeros((4, 4), "float32")]})
+    plan = plan_transfer(source, target)
+    assert plan.return_code == 0 and plan.layers[0].variables[0].action == "cast"
+    out = tmp_path / "o.weights.h5"
+    apply_transfer(plan, out, progress=False)
+    got = read_layer(out, "d")[0]
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, k.astype("float32"))
+
+
+def test_large_tensors_are_copied_in_blocks(tmp_path, monkeypatch):
+    from archdiff import h5write
+
+    monkeypatch.setattr(h5write, "BLOCK_BYTES", 1000)
+    k, b, s = rng_arrays(7, (3, 37, 41), (5000,), ())
+    source = write_k3(tmp_path / "s.weights.h5", {"d": [k, b, s]})
+    target = write_k3(tmp_path / "t.weights.h5", {"d": [np.zeros_like(k), np.zeros_like(b), np.zeros_like(s)]})
+    out = tmp_path / "o.weights.h5"
+    report = apply_transfer(plan_transfer(source, target), out, progress=False)
+    assert report.verified
+    got = read_layer(out, "d")
+    for want, have in zip((k, b, s), got):
+        np.testing.assert_array_equal(have, want)
+    digest = hashlib.sha256(np.ascontiguousarray(k).tobytes()).hexdigest()
+    assert report.checksums["d/0"] == digest
+
+
+# -- safety ------------------------------------------------------------------------------
+def test_output_equal_to_an_input_is_refused(tmp_path, cli):
+    target = scrambled_copy(K3 / "nested.weights.h5", tmp_path)
+    before = sha(target)
+    code, _, stderr = cli("transfer", K2 / "nested.h5", target, "-o", target)
+    assert code == 2 and "is the input" in stderr
+    link = tmp_path / "alias.weights.h5"
+    link.symlink_to(target)
+    code, _, stderr = cli("transfer", K2 / "nested.h5", target, "-o", link)
+    assert code == 2 and "is the input" in stderr
+    assert sha(target) == before
+
+
+def test_output_named_for_another_format_is_refused(cli, tmp_path):
+    code, _, stderr = cli("transfer", K2 / "nested.h5", K3 / "nested.keras", "-o", tmp_path / "out.weights.h5")
+    assert code == 2 and ".keras" in stderr
+    code, _, stderr = cli("transfer", K2 / "nested.h5", K3 / "nested.weights.h5", "-o", tmp_path / "out.h5")
+    assert code == 2 and ".weights.h5" in stderr
+
+
+def test_targets_without_weights_are_refused(cli, tmp_path):
+    code, _, stderr = cli("transfer", K2 / "nested.h5", K3 / "nested.json", "-o", tmp_path / "o.json")
+    assert code == 2 and "no weights to write into" in stderr
+
+
+def test_links_in_inputs_are_refused(tmp_path, cli):
+    target = tmp_path / "t.weights.h5"
+    shutil.copyfile(K3 / "nested.weights.h5", target)
+    with h5py.File(target, "r+") as f:
+        del f["layers/dense/vars/1"]
+        f["layers/dense/vars/1"] = h5py.SoftLink("/layers/dense/vars/0")
+    code, _, stderr = cli("transfer", K2 / "nested.h5", target, "-o", tmp_path / "o.weights.h5")
+    assert code == 2 and "link" in stderr
+    assert not (tmp_path / "o.weights.h5").exists()
+
+
+def test_transfer_never_imports_tensorflow(tmp_path):
+    target = scrambled_copy(K3 / "nested.keras", tmp_path)
+    code = (
+        "import sys\n"
+        "from archdiff.cli import main\n"
+        f"rc = main(['transfer', {str(K2 / 'nested.h5')!r}, {str(target)!r}, '-o', {str(tmp_path / 'o.keras')!r}])\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf_keras', 'torch', 'jax') if m in sys.modules)\n"
+        "print(rc, heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr
+
+
+def test_no_progress_bar_when_piped(tmp_path):
+    target = scrambled_copy(K3 / "nested.keras", tmp_path)
+    done = run_cli("transfer", K2 / "nested.h5", target, "-o", tmp_path / "o.keras")
+    assert done.returncode == 0 and done.stderr == ""
+
+
+def test_progress_bar_draws_on_a_terminal_only():
+    import io
+
+    from archdiff.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        with Progress(100, "transfer", stream=stream) as bar:
+            bar.advance(50)
+            bar.advance(50)
+    assert "100.0%" in tty.getvalue() and pipe.getvalue() == ""
+
+
+# -- reports -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def schema():
+    return json.loads((ROOT / "archdiff" / "schemas" / "transfer.schema.json").read_text())
+
+
+def test_json_reports_follow_the_schema(schema, mismatched, renamed_pair, tmp_path):
+    import jsonschema
+
+    source, target, _ = mismatched
+    reports = [
+        TransferReport_from(plan_transfer(source, target)),
+        TransferReport_from(plan_transfer(source, target, TransferOptions(skip_mismatch=True))),
+        apply_transfer(plan_transfer(source, target, TransferOptions(skip_mismatch=True)), tmp_path / "o.weights.h5",
+                       progress=False),
+        dry_run(plan_transfer(*renamed_pair[:2], TransferOptions(maps=(parse_map_rule("re:^old_=new_"),))),
+                tmp_path / "x.weights.h5"),
+        apply_transfer(plan_transfer(K2 / "nested_weights.h5", scrambled_copy(K3 / "nested.keras", tmp_path)),
+                       tmp_path / "n.keras", progress=False),
+    ]
+    for report in reports:
+        data = json.loads(render(report, "json"))
+        jsonschema.validate(data, schema)
+        assert data["exit_code"] == report.return_code
+
+
+def TransferReport_from(plan):
+    from archdiff.transfer import TransferReport
+
+    return TransferReport(plan, None)
+
+
+def test_text_and_markdown_list_every_layer_and_the_totals(mismatched, tmp_path):
+    from markdown_it import MarkdownIt
+
+    source, target, _ = mismatched
+    report = apply_transfer(plan_transfer(source, target, TransferOptions(skip_mismatch=True)),
+                            tmp_path / "o.weights.h5", progress=False)
+    text = render(report, "text", colour=False)
+    for name in ("a", "b", "c", "d"):
+        assert any(line.startswith(name + " ") for line in text.splitlines())
+    assert "skipped 2 matched layers" in text and "exit 1" in text
+    md = render(report, "markdown")
+    html = MarkdownIt("commonmark").enable("table").render(md)
+    assert "<table>" in html and "skipped" in html
+    coloured = render(report, "text", colour=True)
+    assert "\033[" in coloured
+
+
+def test_blocks_cover_every_element_once_in_c_order():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from archdiff.h5write import blocks
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.integers(0, 6), min_size=0, max_size=4), st.integers(1, 64), st.sampled_from([1, 2, 4, 8]))
+    def check(shape, budget, itemsize):
+        data = np.arange(int(np.prod(shape)) if shape else 1).reshape(shape)
+        pieces = []
+        for sel in blocks(tuple(shape), itemsize, budget):
+            block = data[sel] if sel else data[()]
+            block = np.asarray(block)
+            assert block.size * itemsize <= max(budget, itemsize)
+            pieces.append(block.reshape(-1))
+        got = np.concatenate(pieces) if pieces else np.array([], data.dtype)
+        np.testing.assert_array_equal(got, data.reshape(-1))
+
+    check()
