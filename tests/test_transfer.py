@@ -612,3 +612,42 @@ def test_blocks_cover_every_element_once_in_c_order():
         np.testing.assert_array_equal(got, data.reshape(-1))
 
     check()
+
+
+def renamed_keras(src: Path, folder: Path, old: str, new: str) -> Path:
+    """A copy of a .keras model with one layer renamed in its config and its weights' name attribute."""
+    dst = folder / ("renamed_" + src.name)
+    member = folder / "renamed_member.h5"
+    with zipfile.ZipFile(src) as zf:
+        member.write_bytes(zf.read("model.weights.h5"))
+        with h5py.File(member, "r+") as f:
+            def visit(name, obj):
+                if isinstance(obj, h5py.Group) and name.endswith("vars") and obj.attrs.get("name") == old:
+                    obj.attrs["name"] = new
+
+            f.visititems(visit)
+        with zipfile.ZipFile(dst, "w") as out:
+            for info in zf.infolist():
+                if info.filename == "model.weights.h5":
+                    data = member.read_bytes()
+                elif info.filename == "config.json":
+                    data = zf.read(info).replace(f'"{old}"'.encode(), f'"{new}"'.encode())
+                else:
+                    data = zf.read(info)
+                out.writestr(info, data)
+    member.unlink()
+    return dst
+
+
+def test_match_auto_pairs_a_renamed_layer_with_the_diffs_matcher(tmp_path, cli):
+    pytest.importorskip("archdiff.matching")
+    source = renamed_keras(K3 / "resnet_small.keras", tmp_path, "conv2_block1_2_conv", "middle_conv")
+    target = scrambled_copy(K3 / "resnet_small.keras", tmp_path)
+    plan = plan_transfer(source, target)
+    assert {u.path for u in plan.unused} == {"middle_conv"} and plan.return_code == 1
+    out = tmp_path / "out.keras"
+    code, stdout, stderr = cli("transfer", source, target, "-o", out, "--match", "auto", "--format", "json")
+    assert code == 0, stderr
+    layer = next(x for x in json.loads(stdout)["layers"] if x["target"] == "conv2_block1_2_conv")
+    assert (layer["source"], layer["matched_by"], layer["status"]) == ("middle_conv", "auto", "copied")
+    assert h5_values(out) == h5_values(K3 / "resnet_small.keras")
