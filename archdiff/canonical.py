@@ -204,7 +204,20 @@ def snake_case(class_name: str) -> str:
     return _SNAKE_2.sub(r"\1_\2", name).lower()
 
 
+#: For weights-only files that do not record classes: the auto-name stems of layers that hold weights.
+WEIGHTED_STEMS = frozenset({
+    "dense", "einsum_dense", "embedding", "conv1d", "conv2d", "conv3d", "conv1d_transpose", "conv2d_transpose",
+    "conv3d_transpose", "depthwise_conv1d", "depthwise_conv2d", "separable_conv1d", "separable_conv2d",
+    "batch_normalization", "layer_normalization", "group_normalization", "unit_normalization",
+    "spectral_normalization", "normalization", "lstm", "gru", "simple_rnn", "conv_lstm1d", "conv_lstm2d",
+    "conv_lstm3d", "bidirectional", "time_distributed", "multi_head_attention", "prelu", "p_re_lu",
+    "sequential", "functional", "model",
+})
+
+
 def auto_stems(class_name: str) -> tuple[str, ...]:
+    if class_name == "?":
+        return tuple(WEIGHTED_STEMS)
     stem = class_name[1:] if class_name.startswith("?") else snake_case(class_name)
     return (stem, *_EXTRA_STEMS.get(class_name, ()))
 

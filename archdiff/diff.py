@@ -313,6 +313,7 @@ class ArchDiff:
                       "removed": [e.to_dict() for e in self.edges_removed]},
             "io_changes": [c.to_dict() for c in self.io_changes],
             "notes": list(self.notes),
+            "policy": None,
         }
 
 
@@ -660,7 +661,7 @@ class _Differ:
             actual.append(refs)
         if mapped == actual:
             return None
-        return inputs_changed(_call_text(la), _call_text(lb))
+        return inputs_changed(_call_text(la, self.matching.a_to_b), _call_text(lb))
 
     def _entry(self, arch: Architecture, layer: Layer) -> LayerEntry:
         inputs = []
@@ -788,11 +789,16 @@ def _same_but_name(ca, cb) -> bool:
     return True
 
 
-def _call_text(layer: Layer) -> list[str]:
+def _call_text(layer: Layer, renames: dict[str, str] | None = None) -> list[str]:
     out = []
+    prefix = f"{layer.parent}/" if layer.parent else ""
     for c, call in enumerate(layer.calls):
         for ref in call.inputs:
             text = ref.layer if (ref.node_index, ref.tensor_index) == (0, 0) else \
                 f"{ref.layer}[{ref.node_index}][{ref.tensor_index}]"
+            if renames is not None:
+                now = renames.get(prefix + ref.layer)
+                if now is not None and now != prefix + ref.layer:
+                    text += f" (now {now})"
             out.append(text if len(layer.calls) == 1 else f"call {c}: {text}")
     return out
