@@ -22,7 +22,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def validate(data: dict, ref: str | None = None) -> None:
-    schema = SCHEMA if ref is None else {"$defs": SCHEMA["$defs"], "$ref": f"#/$defs/{ref}"}
+    schema = SCHEMA if ref is None else {**SCHEMA, "$ref": f"#/$defs/{ref}"}
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     jsonschema.Draft202012Validator(schema).validate(data)
 
@@ -40,7 +40,7 @@ def pair(tmp_path):
 def test_schema_is_valid_draft_2020_12():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert SCHEMA["properties"]["schema_version"] == {"const": 1}
+    assert SCHEMA["$defs"]["diffReport"]["properties"]["schema_version"] == {"const": 1}
 
 
 def test_json_output_validates(pair, cli, tmp_path):
