@@ -86,19 +86,62 @@ def parse(document: Any, *, where: str) -> ParsedConfig:
         )
     builder = _Builder(where)
     inputs, outputs, specs = builder.expand(class_name, config, parent="", depth=0)
+    dialect = _dialect_of(serialized, version)
+    layers = builder.layers
+    if dialect == "keras2":
+        layers, outputs = _renumber_keras2_model_calls(layers, outputs)
     return ParsedConfig(
         name=name,
         class_name=class_name,
-        layers=tuple(builder.layers),
+        layers=tuple(layers),
         inputs=inputs,
         outputs=outputs,
         input_specs=specs,
         has_topology=True,
-        dialect=_dialect_of(serialized, version),
+        dialect=dialect,
         keras_version=version,
         backend=backend,
         serialized=serialized,
     )
+
+
+def _counts_own_graph_as_node_zero(layer: Layer) -> bool:
+    """tf-keras numbers a nested model's calls from 1: its own graph is node 0.
+
+    That holds for a Functional model, and for a Sequential built on an
+    InputLayer (``_should_skip_first_node``); Keras 3 counts calls from 0.
+    """
+    if not layer.is_model:
+        return False
+    if layer.class_name != "Sequential":
+        return True
+    entries = layer.config.get("layers")
+    first = entries[0] if isinstance(entries, list) and entries else None
+    return isinstance(first, dict) and first.get("class_name") == "InputLayer"
+
+
+def _renumber_keras2_model_calls(layers: list[Layer], outputs: tuple[TensorRef, ...]):
+    """Make references to nested models count their calls from 0, as Keras 3 does."""
+    from dataclasses import replace
+
+    shifted = {layer.path for layer in layers if _counts_own_graph_as_node_zero(layer)}
+    if not shifted:
+        return layers, outputs
+
+    def fix(ref: TensorRef, scope: str) -> TensorRef:
+        path = f"{scope}/{ref.layer}" if scope else ref.layer
+        if path in shifted and ref.node_index >= 1:
+            return TensorRef(ref.layer, ref.node_index - 1, ref.tensor_index)
+        return ref
+
+    out = []
+    for layer in layers:
+        calls = tuple(replace(c, inputs=tuple(fix(r, layer.parent) for r in c.inputs)) for c in layer.calls)
+        changes = {"calls": calls}
+        if layer.is_model:
+            changes["model_outputs"] = tuple(fix(r, layer.path) for r in layer.model_outputs)
+        out.append(replace(layer, **changes))
+    return out, tuple(fix(r, "") for r in outputs)
 
 
 def _dialect_of(serialized: dict, version: str | None) -> str:

@@ -502,6 +502,10 @@ def _input_shapes(arch: Architecture, layer: Layer) -> list:
             out.append(producer.output_shapes[ref.tensor_index])
         elif not layer.parent and ref.layer in specs:
             out.append(specs[ref.layer])
+        elif layer.parent and producer is None and layer.parent in arch.by_path:
+            # A nested Sequential's implicit input: what its model receives.
+            holder = _input_shapes(arch, arch.by_path[layer.parent])
+            out.append(holder[0] if holder else None)
         else:
             out.append(None)
     return out
