@@ -71,56 +71,184 @@ def blocks(shape: tuple[int, ...], itemsize: int, budget: int | None = None) -> 
 
 
 # -- safe access -------------------------------------------------------------------
-def resolve(f, location: str, *, where: str):
-    """The dataset at ``location`` (``/a/b/c``), walking one link-checked step at a time."""
-    obj = f
-    for part in location.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            raise InputError(f"dataset path '{location}' climbs out of the file", path=where)
-        obj = h5.child(obj, part, where=where)
-    if not h5.is_dataset(obj):
-        raise InputError(f"'{location}' is not a dataset", path=where)
-    return obj
+class DatasetIndex:
+    """Datasets of one open HDF5 file by path, after one check of the whole file.
+
+    ``h5.scan`` walks every link in C once and refuses the file if any is soft or
+    external; after that a dataset path can be opened directly, which is much
+    faster than checking each path component from Python.
+    """
+
+    def __init__(self, f, *, where: str):
+        self.file = f
+        self.where = where
+        self.kinds = h5.scan(f, where=where)
+
+    def has(self, location: str) -> bool:
+        return self.kinds.get(location.strip("/")) == "dataset"
+
+    def dataset(self, location: str):
+        key = location.strip("/")
+        kind = self.kinds.get(key)
+        if kind != "dataset":
+            raise InputError(f"'{location}' is {'not a dataset' if kind else 'missing'}", path=self.where)
+        try:
+            h5py = h5._h5py()
+            return h5py.Dataset(h5py.h5d.open(self.file.id, key.encode("utf-8")))
+        except (KeyError, OSError, ValueError, RuntimeError) as exc:
+            raise InputError(f"cannot open the dataset '{location}' ({exc})", path=self.where) from None
 
 
 # -- copying ------------------------------------------------------------------------
-def copy_dataset(src, dst, *, dtype=None, progress: Callable[[int], None] | None = None) -> str:
-    """Copy ``src`` into the existing dataset ``dst`` block by block; return the checksum written.
+def _plain(dtype) -> bool:
+    """A fixed-size numeric dtype that HDF5 can read straight into a numpy buffer."""
+    return dtype.kind in "biufc" and not dtype.hasobject
 
-    ``dtype`` is the dtype stored in ``dst`` (values are cast to it). The checksum is
-    of the bytes written, in C order.
+
+def _whole(ds, shape, dtype):
+    """The whole dataset in one read (small tensors: most of a model)."""
+    import numpy as np
+
+    buf = np.empty(shape, dtype=dtype)
+    if buf.size:
+        h5py = h5._h5py()
+        ds.id.read(h5py.h5s.ALL, h5py.h5s.ALL, buf)
+    return buf
+
+
+class Checksums:
+    """Checksums computed on one worker thread while the caller reads and writes.
+
+    hashlib releases the GIL on large buffers, so hashing overlaps with HDF5 I/O.
+    The worker takes blocks in order (one thread), and at most ``limit`` bytes wait
+    for it, which bounds the memory held. Use as a context manager; ``start()``
+    begins a checksum, ``update()`` feeds it, ``finish()`` returns a future digest.
+    """
+
+    def __init__(self, limit: int | None = None):
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.limit = 2 * BLOCK_BYTES if limit is None else limit
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archdiff-hash")
+        self._waiting = deque()
+        self._bytes = 0
+
+    def start(self):
+        return new_hasher()
+
+    def update(self, hasher, block) -> None:
+        import numpy as np
+
+        data = block.reshape(-1).view(np.uint8)
+        while self._waiting and self._bytes + data.nbytes > self.limit:
+            future, n = self._waiting.popleft()
+            future.result()
+            self._bytes -= n
+        self._waiting.append((self._pool.submit(hasher.update, data), data.nbytes))
+        self._bytes += data.nbytes
+
+    def finish(self, hasher):
+        return self._pool.submit(hasher.hexdigest)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._waiting.clear()
+        self._bytes = 0
+
+    def __enter__(self) -> "Checksums":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Inline:
+    """Checksums on the calling thread (when no worker is given)."""
+
+    def start(self):
+        return new_hasher()
+
+    def update(self, hasher, block) -> None:
+        import numpy as np
+
+        hasher.update(block.reshape(-1).view(np.uint8))
+
+    def finish(self, hasher):
+        from concurrent.futures import Future
+
+        done: Future = Future()
+        done.set_result(hasher.hexdigest())
+        return done
+
+
+def _size(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def copy_dataset(src, dst, *, dtype=None, progress: Callable[[int], None] | None = None,
+                 checksums: Checksums | None = None):
+    """Copy ``src`` into the existing dataset ``dst`` block by block.
+
+    ``dtype`` is the dtype stored in ``dst`` (values are cast to it). Returns the
+    checksum of the bytes written (C order): a str without ``checksums``, else a
+    future of it.
     """
     import numpy as np
 
+    hashing = checksums or _Inline()
+    src_dtype = src.dtype
     dtype = np.dtype(dtype if dtype is not None else dst.dtype)
-    hasher = new_hasher()
+    hasher = hashing.start()
     shape = tuple(src.shape or ())
-    for sel in blocks(shape, max(src.dtype.itemsize, dtype.itemsize)):
-        block = src[sel] if sel else src[()]
-        block = np.ascontiguousarray(np.asarray(block).astype(dtype, copy=False))
-        if sel:
-            dst[sel] = block
-        else:
-            dst[()] = block
-        hasher.update(block.reshape(-1).view(np.uint8))
+    itemsize = max(src_dtype.itemsize, dtype.itemsize)
+    if _size(shape) * itemsize <= BLOCK_BYTES and _plain(src_dtype) and _plain(dtype):
+        block = np.ascontiguousarray(_whole(src, shape, src_dtype).astype(dtype, copy=False))
+        if block.size:
+            h5py = h5._h5py()
+            dst.id.write(h5py.h5s.ALL, h5py.h5s.ALL, block)
+        hashing.update(hasher, block)
         if progress is not None:
             progress(block.nbytes)
-    return hasher.hexdigest()
+    else:
+        for sel in blocks(shape, itemsize):
+            block = src[sel] if sel else src[()]
+            block = np.ascontiguousarray(np.asarray(block).astype(dtype, copy=False))
+            if sel:
+                dst[sel] = block
+            else:
+                dst[()] = block
+            hashing.update(hasher, block)
+            if progress is not None:
+                progress(block.nbytes)
+    digest = hashing.finish(hasher)
+    return digest if checksums is not None else digest.result()
 
 
-def checksum_dataset(ds, *, progress: Callable[[int], None] | None = None) -> str:
-    """The checksum of a dataset's bytes in C order, read block by block."""
+def checksum_dataset(ds, *, progress: Callable[[int], None] | None = None, checksums: Checksums | None = None):
+    """The checksum of a dataset's bytes in C order, read block by block (a future with ``checksums``)."""
     import numpy as np
 
-    hasher = new_hasher()
-    for sel in blocks(tuple(ds.shape or ()), ds.dtype.itemsize):
-        block = np.ascontiguousarray(ds[sel] if sel else ds[()])
-        hasher.update(block.reshape(-1).view(np.uint8))
+    hashing = checksums or _Inline()
+    hasher = hashing.start()
+    dtype = ds.dtype
+    shape = tuple(ds.shape or ())
+    if _size(shape) * dtype.itemsize <= BLOCK_BYTES and _plain(dtype):
+        block = _whole(ds, shape, dtype)
+        hashing.update(hasher, block)
         if progress is not None:
             progress(block.nbytes)
-    return hasher.hexdigest()
+    else:
+        for sel in blocks(shape, dtype.itemsize):
+            block = np.ascontiguousarray(ds[sel] if sel else ds[()])
+            hashing.update(hasher, block)
+            if progress is not None:
+                progress(block.nbytes)
+    digest = hashing.finish(hasher)
+    return digest if checksums is not None else digest.result()
 
 
 def copy_file(src: str, dst: str) -> None:

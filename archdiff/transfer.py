@@ -855,38 +855,28 @@ def _open_source(info: FileInfo, shards: tuple[str, ...]) -> Iterator[Callable[[
     import zipfile
 
     from . import h5
-    from .h5write import resolve
+    from .h5write import DatasetIndex
 
     with ExitStack() as stack:
         if info.format == "keras":
             zf = stack.enter_context(zipfile.ZipFile(info.path))
-            f = stack.enter_context(h5.open_zip_member_h5(info.path, zf, "model.weights.h5",
-                                                          where=f"{info.path}:model.weights.h5"))
-            yield lambda loc: resolve(f, loc, where=info.path)
+            where = f"{info.path}:model.weights.h5"
+            index = DatasetIndex(stack.enter_context(h5.open_zip_member_h5(info.path, zf, "model.weights.h5",
+                                                                           where=where)), where=where)
+            yield index.dataset
         elif info.format == "weights.json":
-            files = [(p, stack.enter_context(h5.open_h5(p, where=p))) for p in shards]
+            indexes = [DatasetIndex(stack.enter_context(h5.open_h5(p, where=p)), where=p) for p in shards]
 
             def lookup(loc: str):
-                for path, f in files:
-                    if _present(f, loc):
-                        return resolve(f, loc, where=path)
+                for index in indexes:
+                    if index.has(loc):
+                        return index.dataset(loc)
                 raise InputError(f"no shard holds the dataset '{loc}'", path=info.path)
 
             yield lookup
         else:
-            f = stack.enter_context(h5.open_h5(info.path, where=info.path))
-            yield lambda loc: resolve(f, loc, where=info.path)
-
-
-def _present(f, location: str) -> bool:
-    from . import h5
-
-    obj = f
-    for part in [p for p in location.split("/") if p]:
-        if not h5.is_group(obj) or obj.get(part, getlink=True) is None:
-            return False
-        obj = h5.child(obj, part, where=f.filename)
-    return True
+            index = DatasetIndex(stack.enter_context(h5.open_h5(info.path, where=info.path)), where=info.path)
+            yield index.dataset
 
 
 def apply_transfer(plan: TransferPlan, out: str | os.PathLike, *, progress: bool | None = None) -> TransferReport:
@@ -945,27 +935,31 @@ def _problem_hint(plan: TransferPlan) -> str:
 
 
 def _copy_all(h5file, copies, source, where: str, bar) -> dict[str, str]:
-    from .h5write import copy_dataset, resolve
+    from .h5write import Checksums, DatasetIndex, copy_dataset
 
-    checksums: dict[str, str] = {}
-    for layer, var in copies:
-        src = source(var.source_location)
-        dst = resolve(h5file, var.target_location, where=where)
-        if tuple(src.shape or ()) != tuple(var.source_shape) or tuple(dst.shape or ()) != tuple(var.shape):
-            raise InputError(f"'{var.source_location}' or '{var.target_location}' changed shape since planning",
-                             path=where, hint="run the transfer again")
-        checksums[f"{layer.target}/{var.target}"] = copy_dataset(src, dst, dtype=dst.dtype, progress=bar.advance)
-    return checksums
+    index = DatasetIndex(h5file, where=where)
+    pending = {}
+    with Checksums() as checksums:
+        for layer, var in copies:
+            src = source(var.source_location)
+            dst = index.dataset(var.target_location)
+            if tuple(src.shape or ()) != tuple(var.source_shape) or tuple(dst.shape or ()) != tuple(var.shape):
+                raise InputError(f"'{var.source_location}' or '{var.target_location}' changed shape since planning",
+                                 path=where, hint="run the transfer again")
+            pending[f"{layer.target}/{var.target}"] = copy_dataset(src, dst, dtype=dst.dtype, progress=bar.advance,
+                                                                   checksums=checksums)
+        return {key: future.result() for key, future in pending.items()}
 
 
 def _verify(h5file, copies, checksums: Mapping[str, str], where: str, bar) -> None:
-    from .h5write import checksum_dataset, resolve
+    from .h5write import Checksums, DatasetIndex, checksum_dataset
 
-    bad = []
-    for layer, var in copies:
-        ds = resolve(h5file, var.target_location, where=where)
-        if checksum_dataset(ds, progress=bar.advance) != checksums[f"{layer.target}/{var.target}"]:
-            bad.append(f"{layer.target}/{var.target}")
+    index = DatasetIndex(h5file, where=where)
+    with Checksums() as hashing:
+        got = {f"{layer.target}/{var.target}": checksum_dataset(index.dataset(var.target_location),
+                                                                progress=bar.advance, checksums=hashing)
+               for layer, var in copies}
+        bad = [key for key, future in got.items() if future.result() != checksums[key]]
     if bad:
         raise OutputError(f"reading the output back, {len(bad)} variables differ from what was written: "
                           + ", ".join(bad[:10]), path=where, hint="check the disk and run the transfer again")
