@@ -74,8 +74,9 @@ class ValidateOptions:
 
     imports: tuple[str, ...] = ()
     unsafe: bool = False
-    #: Explicit renames, ``(source_name, target_name)``, as ``--map OLD=NEW``.
-    maps: tuple[tuple[str, str], ...] = ()
+    #: Renames as ``archdiff transfer`` takes them: ``OLD=NEW`` or ``re:PATTERN=REPLACEMENT``.
+    maps: tuple[str, ...] = ()
+    map_files: tuple[str, ...] = ()
     #: "name": pair layers by name (and ``maps``); "auto": the diff's matching.
     match: str = "name"
     atol: float = 1e-5
@@ -100,6 +101,14 @@ class ValidateOptions:
     mixed_precision: bool = False
     #: With the built-in task, also train from scratch with the same budget.
     scratch: bool = True
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        data = asdict(self)
+        for key in ("imports", "maps", "map_files"):
+            data[key] = list(data[key])
+        return data
 
 
 @dataclass
@@ -328,6 +337,7 @@ class ValidationReport:
     weights_arrived: WeightsCheck
     outputs: OutputsCheck
     finetune: FinetuneCheck
+    options: ValidateOptions = field(default_factory=ValidateOptions)
     seconds: float | None = None
 
     @property
@@ -349,11 +359,12 @@ class ValidationReport:
 
     def to_dict(self) -> dict:
         return {
+            "schema_version": 1,
             "target": self.target, "weights": self.weights, "source": self.source, "ok": self.ok,
             "exit_code": self.exit_code, "checks": {name: status for name, status in self.checks},
             "failures": self.failures, "rebuild": self.rebuild.to_dict(),
             "weights_arrived": self.weights_arrived.to_dict(), "outputs": self.outputs.to_dict(),
-            "finetune": self.finetune.to_dict(), "seconds": self.seconds,
+            "finetune": self.finetune.to_dict(), "options": self.options.to_dict(), "seconds": self.seconds,
         }
 
 
@@ -665,52 +676,47 @@ def _max_abs(a: np.ndarray, b: np.ndarray) -> float | None:
 # =============================================================================
 # Pairing layers: by name, explicit maps, or the diff's matching
 # =============================================================================
-def _parse_map_rules(maps) -> list[tuple[str, Any, str]]:
-    import re
+def map_rules(maps=(), map_files=()) -> list:
+    """``--map`` / ``--map-file`` rules, parsed exactly as ``archdiff transfer`` parses them."""
+    from .transfer import load_map_file, parse_map_rule
 
-    rules = []
-    for old, new in maps:
-        if old.startswith("re:"):
-            try:
-                rules.append(("re", re.compile(old[3:]), new))
-            except re.error as exc:
-                raise UsageError(f"--map '{old}={new}': not a valid regular expression ({exc})") from None
-        else:
-            rules.append(("exact", old, new))
+    rules = [parse_map_rule(text, "--map") for text in maps]
+    for path in map_files:
+        rules.extend(load_map_file(path))
     return rules
 
 
-def pair_layers(source: Architecture, target: Architecture, *, maps=(), match: str = "name") -> dict[str, str]:
-    """``{target_path: source_path}`` for the layers the target shares with the source."""
+def pair_layers(source: Architecture, target: Architecture, *, maps=(), map_files=(),
+                match: str = "name") -> dict[str, str]:
+    """``{target_path: source_path}`` for the layers the target shares with the source.
+
+    Independent of the transfer's own plan on purpose: a transfer that paired
+    the wrong layers must not be able to vouch for itself. Renames use the
+    transfer's rule syntax (``OLD=NEW``, ``re:PATTERN=REPLACEMENT``).
+    """
     if match not in ("name", "auto"):
         raise UsageError(f"--match '{match}' is not one of name, auto")
     pairs: dict[str, str] = {}
     if match == "auto":
         try:
-            from .matching import match_layers  # written alongside `archdiff diff`
+            from .matching import match_layers
         except ImportError:
             raise UsageError("--match auto needs the diff's layer matching (archdiff.matching), which this "
                              "installation lacks", hint="use --match name with --map OLD=NEW") from None
         for pair in match_layers(source, target).pairs:
-            if pair.a_path in source.by_path and pair.b_path in target.by_path:
-                pairs[pair.b_path] = pair.a_path
-    rules = _parse_map_rules(maps)
-    # Where each source layer lands in the target under the user's renames.
+            a = getattr(pair, "a", None) or getattr(pair, "a_path", None)
+            b = getattr(pair, "b", None) or getattr(pair, "b_path", None)
+            if a in source.by_path and b in target.by_path:
+                pairs[b] = a
+    rules = map_rules(maps, map_files) if (maps or map_files) else []
+    # Where each source layer lands in the target under the user's renames (the first rule that applies).
     renamed: dict[str, str] = {}
     for layer in source.layers:
-        for kind, old, new in rules:
-            if kind == "exact" and old == layer.path:
+        for rule in rules:
+            new = rule.apply(layer.path)
+            if new is not None:
                 renamed[new] = layer.path
-            elif kind == "exact" and old == layer.name:
-                renamed[f"{layer.parent}/{new}" if layer.parent else new] = layer.path
-            elif kind == "re" and old.fullmatch(layer.path):
-                renamed[old.sub(new, layer.path)] = layer.path
-            elif kind == "re" and old.fullmatch(layer.name):
-                name = old.sub(new, layer.name)
-                renamed[f"{layer.parent}/{name}" if layer.parent else name] = layer.path
-            else:
-                continue
-            break
+                break
     names = {}
     for layer in source.layers:
         names.setdefault(layer.name, []).append(layer.path)
@@ -921,8 +927,14 @@ class SharedGraph:
     excluded: list[dict]
 
 
-def shared_subgraph(target: Architecture, source: Architecture, pairs: dict[str, str]) -> SharedGraph:
-    """Paired top-level layers whose inputs are all shared, grown from the models' inputs."""
+def shared_subgraph(target: Architecture, source: Architecture, pairs: dict[str, str],
+                    not_transferred: dict[str, str] | None = None) -> SharedGraph:
+    """Paired top-level layers whose inputs are all shared, grown from the models' inputs.
+
+    A layer whose weights were not transferred (``not_transferred``: path ->
+    why) cannot compute what the source's does, so it is not shared.
+    """
+    not_transferred = not_transferred or {}
     t_inputs = [r.layer for r in target.inputs]
     s_inputs = [r.layer for r in source.inputs]
     inputs: dict[str, str] = {}
@@ -972,6 +984,8 @@ def shared_subgraph(target: Architecture, source: Architecture, pairs: dict[str,
                 diffs = config_differences(dict(layer.config), dict(src.config))
                 if diffs:
                     reason = "config differs: " + "; ".join(diffs[:3])
+        if reason is None and layer.path in not_transferred:
+            reason = f"its weights were not transferred ({not_transferred[layer.path]})"
         if reason is None and layer.is_model:
             inner_t = [x for x in target.descendants(layer.path) if not x.is_model]
             inner_s = {x.path[len(src.path):]: x for x in source.descendants(src.path)}
@@ -979,6 +993,9 @@ def shared_subgraph(target: Architecture, source: Architecture, pairs: dict[str,
                 other = inner_s.get(x.path[len(layer.path):])
                 if other is None or other.class_name != x.class_name:
                     reason = f"its layer '{x.path}' has no counterpart in '{src.path}'"
+                    break
+                if x.path in not_transferred:
+                    reason = f"the weights of its layer '{x.path}' were not transferred ({not_transferred[x.path]})"
                     break
         if reason is None:
             shared[layer.name] = src.name
@@ -1116,7 +1133,8 @@ def _copy_from_live(sub, full) -> None:
 
 
 def compare_outputs(model, target: Architecture, source: Architecture, pairs: dict[str, str], *,
-                    atol: float, rtol: float, batch: int, seed: int, unsafe: bool) -> OutputsCheck:
+                    atol: float, rtol: float, batch: int, seed: int, unsafe: bool,
+                    not_transferred: dict[str, str] | None = None) -> OutputsCheck:
     """Feed the shared sub-graph of both models the same batch; compare per frontier layer."""
     result = OutputsCheck(status=PASS, atol=atol, rtol=rtol, batch=batch, seed=seed)
     if not source.has_topology or source.config is None:
@@ -1127,7 +1145,7 @@ def compare_outputs(model, target: Architecture, source: Architecture, pairs: di
         result.status = SKIPPED
         result.reason = "the source file holds no weights"
         return result
-    graph = shared_subgraph(target, source, pairs)
+    graph = shared_subgraph(target, source, pairs, not_transferred)
     result.excluded = graph.excluded[:MAX_LISTED]
     result.shared_layers = list(graph.layers)
     if not graph.inputs:
@@ -1174,10 +1192,25 @@ def compare_outputs(model, target: Architecture, source: Architecture, pairs: di
     tried: set[tuple] = set()
     attempts = 0
 
+    parents = {layer.name: [r.layer for c in layer.calls for r in c.inputs]
+               for layer in target.layers if layer.depth == 0}
+
+    def ancestors(outputs) -> set[str]:
+        seen: set[str] = set()
+        stack = [ref[0] for ref in outputs]
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            stack.extend(parents.get(name, []))
+        return seen
+
     def build_pair(outputs):
-        keep_t = set(graph.layers)
-        keep_s = set(graph.layers.values())
-        t_in = [r.layer for r in target.inputs if r.layer in graph.inputs]
+        needed = ancestors(outputs)
+        keep_t = {n for n in graph.layers if n in needed}
+        keep_s = {graph.layers[n] for n in keep_t}
+        t_in = [r.layer for r in target.inputs if r.layer in graph.inputs and r.layer in needed]
         s_in = [graph.inputs[n] for n in t_in]
         s_out = [(graph.layers[n], node, t) for n, node, t in outputs]
         t_doc = sub_config(dict(target.config), keep_t, t_in, outputs, shapes)
@@ -1197,8 +1230,6 @@ def compare_outputs(model, target: Architecture, source: Architecture, pairs: di
     if built is None:
         # Narrow down: try each frontier output alone, stepping back to its inputs when it cannot run.
         queue = list(frontier)
-        parents = {layer.name: [r.layer for c in layer.calls for r in c.inputs]
-                   for layer in target.layers if layer.depth == 0}
         while queue and attempts < 24:
             ref = queue.pop(0)
             if ref in tried:
@@ -1210,14 +1241,15 @@ def compare_outputs(model, target: Architecture, source: Architecture, pairs: di
                 accepted.append(ref)
             except ArchdiffError as exc:
                 result.outputs.append(OutputResult(target_layer=ref[0], source_layer=graph.layers[ref[0]],
-                                                   status="not_compared", reason=_why_not(exc.message)))
+                                                   status="not_compared",
+                                                   reason=_why_not(exc.message, resized=bool(result.notes))))
                 for parent in parents.get(ref[0], []):
                     if parent in graph.layers:
                         queue.append((parent, 0, 0))
         if not accepted:
             result.status = SKIPPED
             result.reason = ("no part of the shared sub-graph can run in both models"
-                             + (f": {_why_not(failure_reason)}" if failure_reason else ""))
+                             + (f": {_why_not(failure_reason, resized=bool(result.notes))}" if failure_reason else ""))
             return result
         built = build_pair(accepted)
     t_sub, s_sub, t_in = built
@@ -1321,9 +1353,16 @@ def _where_it_starts(target: Architecture, graph: "SharedGraph", build_pair, mod
     return origin
 
 
-def _why_not(message: str) -> str:
+def _why_not(message: str, *, resized: bool = False) -> str:
+    """Why a part of the shared sub-graph could not be run, in one short line."""
+    import re
+
     text = " ".join(message.split())
-    return text[:240]
+    inner = re.search(r"\((\w+Error: .*)\)$", text)
+    if inner:
+        text = inner.group(1)
+    prefix = "cannot run at the target's input size: " if resized else "cannot be rebuilt on its own: "
+    return (prefix + text)[:300]
 
 
 # =============================================================================
@@ -1847,17 +1886,20 @@ def validate(target: str, weights: str | None = None, source: str | None = None,
             outputs_check = OutputsCheck(status=SKIPPED, reason="no --source: nothing to compare the outputs with")
             transferred = None
         else:
-            pairs = pair_layers(source_arch, target_arch, maps=options.maps, match=options.match)
+            pairs = pair_layers(source_arch, target_arch, maps=options.maps, map_files=options.map_files,
+                                match=options.match)
             own = target_arch if (weights and weights_path != target and target_arch.has_weights) else None
             weights_check = check_weights(model, target_arch, source_arch, pairs, target_values=own)
             outputs_check = compare_outputs(model, target_arch, source_arch, pairs, atol=options.atol,
                                             rtol=options.rtol, batch=options.compare_batch, seed=options.seed,
-                                            unsafe=options.unsafe)
+                                            unsafe=options.unsafe,
+                                            not_transferred={x["layer"]: x["reason"]
+                                                             for x in weights_check.not_transferred})
             transferred = weights_check.arrived
     finetune_check = finetune(target_arch, weights_path, transferred, options, progress=progress, plan=plan)
     return ValidationReport(target=target, weights=weights_path, source=source, rebuild=rebuild_result,
                             weights_arrived=weights_check, outputs=outputs_check, finetune=finetune_check,
-                            seconds=round(time.perf_counter() - started, 3))
+                            options=options, seconds=round(time.perf_counter() - started, 3))
 
 
 __all__ = [
