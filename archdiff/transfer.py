@@ -261,7 +261,7 @@ class LayerTransfer:
     variables: tuple[VariableTransfer, ...]
     class_name: str | None = None
     source: str | None = None
-    #: "name", "map", "regex", "auto" or "nesting" (see docs/transfer.md).
+    #: "name", "auto-name", "map", "regex", "auto" or "nesting" (see docs/transfer.md).
     matched_by: str | None = None
     rule: str | None = None
     reason: str | None = None
@@ -428,6 +428,9 @@ class _Unit:
     #: From a Keras 2 weights-only file: the layer sits somewhere inside the
     #: top-level model ``path.split('/')[0]``, but intermediate models are unknown.
     approximate: bool = False
+    #: The name is one Keras made up (class + counter, or a file's group key when
+    #: the file holds no names): it shifts when a layer is inserted earlier.
+    auto_named: bool = False
 
     @property
     def top(self) -> str:
@@ -443,7 +446,10 @@ class _Unit:
 
 
 def _units(arch: Architecture) -> list[_Unit]:
+    from .canonical import is_auto_name
+
     flat = not arch.has_topology and arch.source.format == "h5-weights"
+    unnamed = _unnamed(arch)
     units: list[_Unit] = []
     for layer in arch.layers:
         if layer.is_model or not layer.weights:
@@ -452,7 +458,8 @@ def _units(arch: Architecture) -> list[_Unit]:
         if flat:
             units.extend(_split_flat(layer))
         else:
-            units.append(_Unit(layer.path, layer.name, class_name, tuple(layer.weights)))
+            auto = unnamed or (class_name is not None and is_auto_name(layer.name, class_name))
+            units.append(_Unit(layer.path, layer.name, class_name, tuple(layer.weights), auto_named=auto))
     return units
 
 
@@ -528,7 +535,10 @@ def _match(src_units: list[_Unit], tgt_units: list[_Unit], rules: tuple[MapRule,
                 break
         dest_of[unit.path] = (dest, used)
         if dest in tgt_by_path:
-            claims.setdefault(dest, []).append(_Claim(unit, used.kind if used else "name", used))
+            how = used.kind if used else "name"
+            if how == "name" and unit.auto_named and tgt_by_path[dest].auto_named:
+                how = "auto-name"
+            claims.setdefault(dest, []).append(_Claim(unit, how, used))
 
     pairs: dict[str, _Claim] = {}
     lost: dict[str, str] = {}
@@ -806,6 +816,11 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
                 if _unnamed(src_arch) else "") + ("; the target names no layers" if _unnamed(tgt_arch) else "")
         problems.append("no target layer matched a source layer by name" + hint
                         + " (--map OLD=NEW or --match auto pair renamed layers)")
+    auto = [layer.target for layer in layers if layer.matched_by == "auto-name"]
+    if auto:
+        notes.append(f"{len(auto)} layer{'s were' if len(auto) != 1 else ' was'} paired by names Keras made up "
+                     f"({', '.join(auto[:3])}{' ...' if len(auto) > 3 else ''}: class and counter), which shift "
+                     "when a layer is inserted earlier; check them, or pair by structure with --match auto")
     if any(layer.matched_by == "nesting" for layer in layers):
         notes.append("a Keras 2 weights-only file does not record models nested below the top level: layers "
                      "matched by 'nesting' were paired by top-level model and layer name")

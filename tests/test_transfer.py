@@ -651,3 +651,16 @@ def test_match_auto_pairs_a_renamed_layer_with_the_diffs_matcher(tmp_path, cli):
     layer = next(x for x in json.loads(stdout)["layers"] if x["target"] == "conv2_block1_2_conv")
     assert (layer["source"], layer["matched_by"], layer["status"]) == ("middle_conv", "auto", "copied")
     assert h5_values(out) == h5_values(K3 / "resnet_small.keras")
+
+
+def test_files_without_layer_names_pair_by_auto_names_and_say_so(tmp_path):
+    """tf-keras' .weights.h5 holds only auto names (dense_1): pairing by them is flagged, never silent."""
+    target = scrambled_copy(K2 / "functional.weights.h5", tmp_path)
+    plan = plan_transfer(K2 / "functional.weights.h5", target)
+    assert {layer.matched_by for layer in plan.layers} == {"auto-name"}
+    assert any("Keras made up" in n for n in plan.notes)
+    apply_transfer(plan, tmp_path / "o.weights.h5", progress=False)
+    assert h5_values(tmp_path / "o.weights.h5") == h5_values(K2 / "functional.weights.h5")
+    # Into a file with real names nothing matches, and the error says why.
+    plan = plan_transfer(K2 / "functional.weights.h5", K3 / "functional.weights.h5")
+    assert plan.return_code == 2 and "source names no layers" in plan.problems[0]
