@@ -15,11 +15,13 @@ from .graph import GRAPH_FORMATS, dump_graph, to_graph
 from .model import Architecture
 
 MODEL_FORMATS = ("json", "yaml")
-FORMATS = MODEL_FORMATS + GRAPH_FORMATS
+#: A self-contained page that draws the model (archdiff.htmlreport).
+PAGE_FORMATS = ("html",)
+FORMATS = MODEL_FORMATS + GRAPH_FORMATS + PAGE_FORMATS
 
 _SUFFIXES = {
     ".json": "json", ".yaml": "yaml", ".yml": "yaml", ".graphml": "graphml", ".gexf": "gexf",
-    ".dot": "dot", ".gv": "dot",
+    ".dot": "dot", ".gv": "dot", ".html": "html", ".htm": "html",
 }
 
 
@@ -36,7 +38,7 @@ def format_for(path: str | None, fmt: str | None) -> str:
         if ext in _SUFFIXES:
             return _SUFFIXES[ext]
     raise UsageError(f"cannot tell the export format from '{path}'",
-                     hint=f"use a suffix (.json .yaml .graphml .gexf .dot) or --format {{{','.join(FORMATS)}}}")
+                     hint=f"use a suffix (.json .yaml .graphml .gexf .dot .html) or --format {{{','.join(FORMATS)}}}")
 
 
 def model_document(arch: Architecture) -> dict:
@@ -67,6 +69,10 @@ def export_text(arch: Architecture, fmt: str) -> str:
         return to_json_text(arch)
     if fmt == "yaml":
         return to_yaml_text(arch)
+    if fmt == "html":
+        from .htmlreport import render_model_html
+
+        return render_model_html(arch)
     return dump_graph(to_graph(arch), fmt)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import ArchdiffError, InputError
+from ..errors import ArchdiffError, InputError, UsageError
 from ..output import refuse_overwriting_inputs, write_text
 from ..textfmt import use_colour
 from .common import dump_json, emit, factory_kwargs
@@ -16,9 +16,9 @@ GATE_DEFAULT_FAIL_ON = ("weights-breaking", "interface-changing")
 def _add_diff_options(p) -> None:
     from ..diff import FAIL_ON_SPECIAL, KINDS
 
-    p.add_argument("--format", choices=("text", "json", "markdown"), default="text",
-                   help="text (git-diff-like), json (schema: archdiff/schemas/diff.schema.json) or markdown "
-                        "(a pull-request comment)")
+    p.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text",
+                   help="text (git-diff-like), json (schema: archdiff/schemas/diff.schema.json), markdown "
+                        "(a pull-request comment) or html (a self-contained page with the graphs; needs -o)")
     p.add_argument("--strict", action="store_true",
                    help="show serialization noise too (module names, shared_object_id, dtype policy objects, "
                         "keys written with default values ...), as cosmetic changes")
@@ -107,6 +107,8 @@ def run_diff(args) -> int:
     from ..diffrender import render
     from ..readers import load
 
+    if args.format == "html" and not args.output:
+        raise UsageError("--format html writes a page, not terminal text", hint="add -o report.html")
     options = options_from(args)
     policy = None
     if args.policy:
@@ -123,7 +125,12 @@ def run_diff(args) -> int:
 
         result = check(d, policy)
     code = decide(d, result, fail_on_given=bool(args.fail_on))
-    text = render(d, args.format, colour=_colour(args), policy=result, exit_code=code, full=args.full)
+    if args.format == "html":
+        from ..htmlreport import render_diff_html
+
+        text = render_diff_html(d, a, b, policy=result, exit_code=code)
+    else:
+        text = render(d, args.format, colour=_colour(args), policy=result, exit_code=code, full=args.full)
     _write(args, text, [args.a, args.b])
     return code
 
@@ -135,6 +142,8 @@ def run_gate(args) -> int:
     from ..policy import check, find_default, load_policy
     from ..readers import load
 
+    if args.format == "html":
+        raise UsageError("archdiff gate has no html report", hint="use archdiff diff A B --format html -o report.html")
     root = gitdriver.repo_root()
     policy_path = args.policy or find_default(root)
     policy = load_policy(policy_path) if policy_path else None

@@ -7,10 +7,10 @@ from .common import add_model_args, emit, load_model
 
 
 def register(sub) -> None:
-    p = sub.add_parser("export", help="write a model as json (model_from_json), yaml, graphml, gexf, dot, node-link")
+    p = sub.add_parser("export", help="write a model as json (model_from_json), yaml, graphml, gexf, dot, node-link or html")
     add_model_args(p)
     p.add_argument("-o", "--output", help="output file (the format follows its suffix); stdout when omitted")
-    p.add_argument("--format", choices=FORMATS, help="json, yaml, graphml, gexf, dot or node-link")
+    p.add_argument("--format", choices=FORMATS, help="json, yaml, graphml, gexf, dot, node-link or html (a self-contained page that draws the model)")
     p.set_defaults(run=run_export)
 
 
