@@ -1477,10 +1477,15 @@ def _load_dir(path: str, options: ValidateOptions, input_shape: tuple, n_classes
     color = {1: "grayscale", 3: "rgb", 4: "rgba"}.get(channels)
     if color is None:
         raise UsageError(f"--data DIR reads 1-, 3- or 4-channel images; the model takes {channels} channels")
+    import contextlib
+    import io
+
     try:
-        train, val = keras.utils.image_dataset_from_directory(
-            path, validation_split=0.2, subset="both", seed=options.seed, image_size=(shape[0], shape[1]),
-            batch_size=options.batch_size, label_mode="int", color_mode=color, shuffle=True)
+        # Keras prints "Found N files ..." on stdout, where the report goes: keep it out.
+        with contextlib.redirect_stdout(io.StringIO()):
+            train, val = keras.utils.image_dataset_from_directory(
+                path, validation_split=0.2, subset="both", seed=options.seed, image_size=(shape[0], shape[1]),
+                batch_size=options.batch_size, label_mode="int", color_mode=color, shuffle=True)
     except Exception as exc:  # noqa: BLE001 - Keras raises ValueError and others
         raise InputError(f"cannot read images per class from this folder ({' '.join(str(exc).split())[:200]})",
                          path=path, hint="lay it out as DIR/<class name>/<image files>") from None
@@ -1519,18 +1524,23 @@ def _loss_for(model, target: Architecture, n_classes: int):
         " (from logits)" if logits else "")
 
 
-def mixed_precision_config(serialized: dict) -> dict:
-    """The config with every layer computing in mixed_float16, except inputs and the model's outputs."""
+def mixed_precision_config(serialized: dict, *, top: bool = True) -> dict:
+    """The config with every layer computing in mixed_float16, except inputs and the model's outputs.
+
+    The outputs stay float32, as Keras' mixed-precision guide advises, so the
+    softmax and the loss are computed in full precision.
+    """
     doc = _strip(serialized)
     config = doc.get("config") or {}
     outputs = set()
-    for ref in config.get("output_layers") or []:
-        if isinstance(ref, list) and ref and isinstance(ref[0], str):
-            outputs.add(ref[0])
-        elif isinstance(ref, list):
-            outputs.update(r[0] for r in ref if isinstance(r, list) and r)
+    if top:
+        for ref in config.get("output_layers") or []:
+            if isinstance(ref, list) and ref and isinstance(ref[0], str):
+                outputs.add(ref[0])
+            elif isinstance(ref, list):
+                outputs.update(r[0] for r in ref if isinstance(r, list) and r)
     entries = config.get("layers") or []
-    if doc.get("class_name") == "Sequential" and entries:
+    if top and doc.get("class_name") == "Sequential" and entries:
         outputs.add(_entry_name(entries[-1]))
     for entry in entries:
         name = _entry_name(entry)
@@ -1539,7 +1549,8 @@ def mixed_precision_config(serialized: dict) -> dict:
         inner = entry.get("config")
         if isinstance(inner, dict):
             if isinstance(inner.get("layers"), list):
-                inner.update(mixed_precision_config({"class_name": entry["class_name"], "config": inner})["config"])
+                nested = mixed_precision_config({"class_name": entry["class_name"], "config": inner}, top=False)
+                inner.update(nested["config"])
                 continue
             inner["dtype"] = "mixed_float16"
     return doc
