@@ -260,6 +260,80 @@ def copy_file(src: str, dst: str) -> None:
                           hint="check free space and permissions") from None
 
 
+def raw_data_ranges(datasets) -> list[tuple[int, int]]:
+    """``(offset, size)`` in the file of each contiguous dataset's raw data.
+
+    Those bytes are about to be overwritten, so copying them first is wasted
+    I/O. Chunked or compressed datasets have no single range and are left out
+    (their bytes are copied, then overwritten).
+    """
+    ranges = []
+    for ds in datasets:
+        try:
+            offset = ds.id.get_offset()
+            size = ds.id.get_storage_size()
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if offset is not None and size:
+            ranges.append((int(offset), int(size)))
+    return ranges
+
+
+def _merge(ranges: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
+    merged: list[list[int]] = []
+    for offset, size in sorted(ranges):
+        start, end = max(0, offset), min(total, offset + size)
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b - a) for a, b in merged]
+
+
+def _copy_range(src_fd: int, dst_fd: int, src_offset: int, dst_offset: int, count: int) -> None:
+    fast = hasattr(os, "copy_file_range")
+    while count > 0:
+        if fast:
+            try:
+                n = os.copy_file_range(src_fd, dst_fd, min(count, 1 << 30), src_offset, dst_offset)
+            except OSError:
+                fast = False
+                continue
+        else:
+            data = os.pread(src_fd, min(count, FILE_CHUNK), src_offset)
+            n = os.pwrite(dst_fd, data, dst_offset) if data else 0
+        if n <= 0:
+            raise OSError(5, "the source file ended early")
+        src_offset += n
+        dst_offset += n
+        count -= n
+
+
+def copy_file_except(src: str, dst: str, holes: list[tuple[int, int]], *, start: int = 0,
+                     length: int | None = None) -> None:
+    """Copy bytes ``[start, start + length)`` of ``src`` into ``dst``, leaving ``holes`` unwritten.
+
+    ``holes`` are ``(offset, size)`` relative to ``start``: the raw data of
+    datasets that will be overwritten. They stay sparse (they read as zeros
+    until written), so every byte of OUT is written once. The kernel copies the
+    rest (``copy_file_range``), falling back to reads and writes.
+    """
+    try:
+        with open(src, "rb") as s, open(dst, "wb") as d:
+            total = (os.fstat(s.fileno()).st_size - start) if length is None else length
+            pos = 0
+            for offset, size in _merge(holes, total):
+                _copy_range(s.fileno(), d.fileno(), start + pos, pos, offset - pos)
+                pos = offset + size
+            _copy_range(s.fileno(), d.fileno(), start + pos, pos, total - pos)
+            d.truncate(total)
+    except OSError as exc:
+        raise OutputError(f"cannot copy '{src}' ({exc.strerror or exc})", path=dst,
+                          hint="check free space and permissions") from None
+
+
 def copy_zip_member(zip_path: str, member: str, dst: str) -> None:
     """Stream one member of a zip into a new file."""
     with zipfile.ZipFile(zip_path) as zf, zf.open(member) as src, open(dst, "wb") as out:

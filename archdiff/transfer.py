@@ -980,15 +980,26 @@ def _verify(h5file, copies, checksums: Mapping[str, str], where: str, bar) -> No
                           + ", ".join(bad[:10]), path=where, hint="check the disk and run the transfer again")
 
 
+def _holes(f, copies, where: str) -> list[tuple[int, int]]:
+    """Byte ranges of the target datasets that every copy overwrites completely."""
+    from .h5write import DatasetIndex, raw_data_ranges
+
+    index = DatasetIndex(f, where=where)
+    return raw_data_ranges(index.dataset(var.target_location) for _, var in copies)
+
+
 def _write_weights_file(plan, out, copies, source, bar) -> dict[str, str]:
     import h5py
 
     from . import h5
-    from .h5write import copy_file, default_file_mode, fsync_path
+    from .h5write import copy_file_except, default_file_mode, fsync_path
     from .output import atomic_path
 
+    target = plan.target.path
+    with h5.open_h5(target, where=target) as f:
+        holes = _holes(f, copies, target)
     with atomic_path(out) as tmp:
-        copy_file(plan.target.path, tmp)
+        copy_file_except(target, tmp, holes)
         with h5py.File(tmp, "r+") as f:
             checksums = _copy_all(f, copies, source, out, bar)
         fsync_path(tmp)
@@ -1004,17 +1015,27 @@ def _write_keras(plan, out, copies, source, bar) -> dict[str, str]:
     import h5py
 
     from . import h5
-    from .h5write import copy_zip_member, default_file_mode, fsync_path, rebuild_keras_zip, scratch_file
+    from .h5write import (copy_file_except, copy_zip_member, default_file_mode, fsync_path, rebuild_keras_zip,
+                          scratch_file)
     from .output import atomic_path
 
     member = "model.weights.h5"
+    target = plan.target.path
     with atomic_path(out) as tmp, scratch_file(out, ".weights.h5.tmp") as scratch:
-        copy_zip_member(plan.target.path, member, scratch)
+        with zipfile.ZipFile(target) as zf:
+            info = zf.getinfo(member)
+            if info.compress_type == zipfile.ZIP_STORED:
+                with h5.open_zip_member_h5(target, zf, member, where=f"{target}:{member}") as f:
+                    holes = _holes(f, copies, target)
+                copy_file_except(target, scratch, holes, start=h5.stored_member_offset(target, info),
+                                 length=info.file_size)
+            else:
+                copy_zip_member(target, member, scratch)
         with h5py.File(scratch, "r+") as f:
             checksums = _copy_all(f, copies, source, out, bar)
-        rebuild_keras_zip(plan.target.path, {member: scratch}, tmp)
+        rebuild_keras_zip(target, {member: scratch}, tmp)
         fsync_path(tmp)
-        with zipfile.ZipFile(plan.target.path) as before, zipfile.ZipFile(tmp) as after:
+        with zipfile.ZipFile(target) as before, zipfile.ZipFile(tmp) as after:
             old = {i.filename: i for i in before.infolist()}
             new = {i.filename: i for i in after.infolist()}
             if list(old) != list(new):

@@ -664,3 +664,22 @@ def test_files_without_layer_names_pair_by_auto_names_and_say_so(tmp_path):
     # Into a file with real names nothing matches, and the error says why.
     plan = plan_transfer(K2 / "functional.weights.h5", K3 / "functional.weights.h5")
     assert plan.return_code == 2 and "source names no layers" in plan.problems[0]
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False], ids=["copy_file_range", "pread-pwrite"])
+def test_copy_file_except_leaves_holes_and_copies_the_rest(tmp_path, monkeypatch, kernel_copy):
+    from archdiff import h5write
+
+    if not kernel_copy:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    data = bytes(range(256)) * 4000
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"HEAD" + data)
+    holes = [(100, 50), (120, 100), (900_000, 10**9)]  # overlapping, and one past the end
+    dst = tmp_path / "dst.bin"
+    h5write.copy_file_except(str(src), str(dst), holes, start=4, length=len(data))
+    got = dst.read_bytes()
+    want = bytearray(data)
+    want[100:220] = bytes(120)
+    want[900_000:] = bytes(len(data) - 900_000)
+    assert got == bytes(want)
