@@ -683,3 +683,36 @@ def test_copy_file_except_leaves_holes_and_copies_the_rest(tmp_path, monkeypatch
     want[100:220] = bytes(120)
     want[900_000:] = bytes(len(data) - 900_000)
     assert got == bytes(want)
+
+
+def test_keras2_weights_only_files_pair_deeply_nested_layers_by_top_model_and_name(tmp_path):
+    """Keras 2 save_weights keeps `outer` -> `conv1/kernel:0`, losing the `inner` model between them."""
+    k, b = rng_arrays(9, (3, 3, 3, 4), (4,))
+    source = tmp_path / "src_weights.h5"
+    with h5py.File(source, "w") as f:
+        f.attrs["layer_names"] = np.array([b"outer"])
+        f.attrs["keras_version"] = b"2.21.0"
+        group = f.create_group("outer")
+        group.attrs["weight_names"] = np.array([b"conv1/kernel:0", b"conv1/bias:0"])
+        group.create_dataset("conv1/kernel:0", data=k)
+        group.create_dataset("conv1/bias:0", data=b)
+    target = tmp_path / "tgt.weights.h5"
+    with h5py.File(target, "w") as f:
+        outer = f.create_group("layers/functional")
+        outer.create_group("vars").attrs["name"] = "outer"
+        inner = outer.create_group("layers/functional")
+        inner.create_group("vars").attrs["name"] = "inner"
+        conv = inner.create_group("layers/conv2d/vars")
+        conv.attrs["name"] = "conv1"
+        conv.create_dataset("0", data=np.zeros_like(k))
+        conv.create_dataset("1", data=np.zeros_like(b))
+    plan = plan_transfer(source, target)
+    (layer,) = plan.layers
+    assert (layer.target, layer.source, layer.matched_by, layer.status) == (
+        "outer/inner/conv1", "outer/conv1", "nesting", "copied")
+    assert any("nested below the top level" in n for n in plan.notes)
+    out = tmp_path / "o.weights.h5"
+    apply_transfer(plan, out, progress=False)
+    with h5py.File(out) as f:
+        np.testing.assert_array_equal(f["layers/functional/layers/functional/layers/conv2d/vars/0"][()], k)
+        np.testing.assert_array_equal(f["layers/functional/layers/functional/layers/conv2d/vars/1"][()], b)
