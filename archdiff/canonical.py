@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any, Mapping
 
 from .model import MODEL_CLASSES, Architecture, Layer
@@ -215,6 +216,7 @@ WEIGHTED_STEMS = frozenset({
 })
 
 
+@lru_cache(maxsize=4096)
 def auto_stems(class_name: str) -> tuple[str, ...]:
     if class_name == "?":
         return tuple(WEIGHTED_STEMS)
@@ -223,6 +225,11 @@ def auto_stems(class_name: str) -> tuple[str, ...]:
 
 
 _AUTO_CACHE: dict[tuple[str, str], bool] = {}
+
+
+@lru_cache(maxsize=4096)
+def _stem_set(class_name: str) -> frozenset:
+    return frozenset(auto_stems(class_name))
 
 
 def is_auto_name(name: str, class_name: str) -> bool:
@@ -238,7 +245,7 @@ def is_auto_name(name: str, class_name: str) -> bool:
         head, sep, tail = name.rpartition("_")
         if sep and tail.isdigit():
             base = head
-        hit = base in auto_stems(class_name)
+        hit = base in _stem_set(class_name)
         if len(_AUTO_CACHE) < 1_000_000:
             _AUTO_CACHE[key] = hit
     return hit

@@ -13,6 +13,7 @@ below, and carries its *effect*: one of :data:`KINDS`.
 from __future__ import annotations
 
 import fnmatch
+import gc
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -491,7 +492,15 @@ def weight_changes(la: Layer, lb: Layer) -> list[Change]:
 def diff(a: Architecture, b: Architecture, options: DiffOptions | None = None) -> ArchDiff:
     """Compare two architectures; see the module docstring."""
     options = options or DiffOptions()
-    return _Differ(a, b, options).run()
+    # The work allocates many small objects and frees few: the cyclic collector's full passes
+    # over two large models cost more than the diff itself (and grow with the model).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _Differ(a, b, options).run()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _info(arch: Architecture) -> ModelInfo:
@@ -644,7 +653,7 @@ class _Differ:
             refs = []
             for ref in call.inputs:
                 pa = f"{la.parent}/{ref.layer}" if la.parent else ref.layer
-                node = _node_index(self.a, pa, ref.node_index)
+                node = ref.node_index
                 if pa in self.a.by_path:
                     pb = a2b.get(pa)
                     refs.append((pb if pb is not None else "\0" + pa, node, ref.tensor_index))
@@ -656,7 +665,7 @@ class _Differ:
             refs = []
             for ref in call.inputs:
                 pb = f"{lb.parent}/{ref.layer}" if lb.parent else ref.layer
-                node = _node_index(self.b, pb, ref.node_index)
+                node = ref.node_index
                 refs.append((pb if pb in self.b.by_path else "\0implicit", node, ref.tensor_index))
             actual.append(refs)
         if mapped == actual:
@@ -711,8 +720,7 @@ class _Differ:
                     else:
                         target_key = layer.path
                         source_key = source if source in arch.by_path else f"\0implicit:{layer.parent}"
-                    key = (source_key, target_key, c, p, _node_index(arch, source, ref.node_index),
-                           ref.tensor_index)
+                    key = (source_key, target_key, c, p, ref.node_index, ref.tensor_index)
                     out[key] = Edge(source, layer.path, c, p)
         return out
 
@@ -759,19 +767,6 @@ class _Differ:
                 yield IOChange("output", i, "name", ra.layer, rb.layer, "cosmetic")
             if da["shape"] is not None and db["shape"] is not None and da["shape"] != db["shape"]:
                 yield IOChange("output", i, "shape", da["shape"], db["shape"], "interface-changing")
-
-
-def _node_index(arch: Architecture, producer: str, node_index: int) -> int:
-    """A call's node index, the same in both dialects.
-
-    Keras 2 counts the node a nested model makes when it is built as its node
-    0, so its first call from outside is node 1; Keras 3 numbers it 0.
-    """
-    if node_index and arch.source.dialect == "keras2":
-        layer = arch.by_path.get(producer)
-        if layer is not None and layer.is_model:
-            return node_index - 1
-    return node_index
 
 
 def class_of_name(name: str) -> str:

@@ -30,7 +30,6 @@ order. Every pair says how it was made (``how``) and why (``evidence``).
 """
 from __future__ import annotations
 
-import difflib
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from .model import Architecture, Layer
 
 #: The ways a pair is made, from the strongest evidence to the weakest.
 HOW = ("name", "parent", "signature", "neighbours", "order")
-#: Above this many cells an alignment falls back from LCS to in-order pairing.
+#: Work budget of one order alignment (Myers); past it, equal labels pair greedily in order.
 _LCS_CELLS = 4_000_000
 _IMPLICIT = "\0implicit-input"
 
@@ -96,6 +95,17 @@ def match_layers(a: Architecture, b: Architecture, *, detect_renames: bool = Tru
     matcher = _Matcher(a, b, detect_renames)
     matcher.run()
     return matcher.result()
+
+
+#: Signature bodies by (class, raw config without the name, output rank).
+_SIG_MEMO: dict[tuple, str] = {}
+
+
+def _rank(layer: Layer) -> int | None:
+    shapes = layer.output_shapes
+    if shapes and len(shapes) == 1 and isinstance(shapes[0], tuple):
+        return len(shapes[0])
+    return None
 
 
 # -- one side's view of a scope ----------------------------------------------------
@@ -153,7 +163,15 @@ class _Side:
                     kids = self.kids.get(path, ())
                     body = dumps([signature_config(layer), [class_of(k) for k in kids]])
                 else:
-                    body = dumps(signature_config(layer))
+                    # Many layers share a config but for the name: normalize each config once.
+                    raw = dumps({k: v for k, v in layer.config.items() if k != "name"})
+                    key = (layer.class_name, raw, _rank(layer))
+                    body = _SIG_MEMO.get(key)
+                    if body is None:
+                        body = dumps(signature_config(layer))
+                        if len(_SIG_MEMO) > 100_000:
+                            _SIG_MEMO.clear()
+                        _SIG_MEMO[key] = body
                 s = f"{class_of(layer)}|{body}"
             else:
                 shapes = [list(w.shape) for w in layer.weights or ()]
@@ -284,7 +302,8 @@ class _ScopeRenames:
         return out
 
     def link(self, x: str, y: str, how: str, reasons: list[str], queue: list | None = None) -> None:
-        self.m.pair(x, y, how, [*reasons, *self.common_evidence(x, y)])
+        # A pair with the same path is a name match: it needs no evidence.
+        self.m.pair(x, y, how, () if x == y else [*reasons, *self.common_evidence(x, y)])
         if queue is not None:
             queue.append((x, y))
 
@@ -293,40 +312,78 @@ class _ScopeRenames:
         queue = [(x, self.m.ab[x]) for x in self.kids_a if x in self.m.ab]
         if self.topology:
             self.propagate(queue)
+            # Cheap anchors first (a class, then a class + config, unique in both models),
+            # so that the WL labels below are computed only for what propagation missed.
+            self.propagate(self.unique_classes())
+            self.propagate(self.signatures(rounds=0))
             for _ in range(3):
-                made = self.signatures()
+                made = self.signatures(rounds=2)
                 if not made:
                     break
                 self.propagate(made)
         made = self.order()
         if self.topology:
             self.propagate(made)
+            # Last, auto names across an edited layer: exact pairs always come first.
+            self.propagate([(x, self.m.ab[x]) for x in self.kids_a if x in self.m.ab], drift=True)
             made = self.drift()
             while made:
-                self.propagate(made)
+                self.propagate(made, drift=True)
                 made = self.drift()
 
-    def propagate(self, queue: list[tuple[str, str]]) -> None:
-        """Step 2: from each pair to the unpaired neighbours at the same slots."""
+    def _compatible(self, x: str, y: str, drift: bool = True) -> str | None:
+        """Whether two neighbours of a pair may pair: "same" (class and config), "drift", or None.
+
+        "drift": both are Keras auto names of the same class and only the config
+        differs: auto-name drift combined with an edit. A deliberate name is
+        never paired with a different config (that is a replacement).
+        """
+        lx, ly = self.A.by_path[x], self.B.by_path[y]
+        if (self.topology and lx.class_name == ly.class_name and not lx.is_model
+                and _same_but_name(lx.config, ly.config)):
+            return "same"
+        if self.A.sig(x) == self.B.sig(y):
+            return "same"
+        if (drift and self.topology and class_of(lx) == class_of(ly) and is_auto_name(lx.name, lx.class_name)
+                and is_auto_name(ly.name, ly.class_name)):
+            return "drift"
+        return None
+
+    def propagate(self, queue: list[tuple[str, str]], drift: bool = False) -> None:
+        """Step 2: from each pair to the unpaired neighbours at the same slots.
+
+        With ``drift``, auto-named neighbours of the same class pair even when
+        their configs differ (where exactly one candidate sits at the slot).
+        """
         A, B, ab, ba = self.A, self.B, self.m.ab, self.m.ba
+        in_a, in_b = self.in_a, self.in_b
         while queue:
             x, y = queue.pop()
             # Producers at the same input slot.
-            ins_b = {(c, p): prod for c, p, prod in B.ins(y)}
+            ins_b = None
             for c, p, px in A.ins(x):
-                py = ins_b.get((c, p))
-                if (py is None or px is _IMPLICIT or py is _IMPLICIT or px in ab or py in ba
-                        or px not in self.in_a or py not in self.in_b):
+                if px is _IMPLICIT or px in ab or px not in in_a:
                     continue
-                if A.sig(px) == B.sig(py):
+                if ins_b is None:
+                    ins_b = {(c2, p2): prod for c2, p2, prod in B.ins(y)}
+                py = ins_b.get((c, p))
+                if py is None or py is _IMPLICIT or py in ba or py not in in_b:
+                    continue
+                if self._compatible(px, py, drift):
                     self.link(px, py, "neighbours",
                               [f"feeds the matched layer '{x}' -> '{y}' at the same input"], queue)
-            # Consumers at the same slot, unique by signature on both sides.
-            outs_a = [(c, p, q) for c, p, q in A.outs(x) if q not in ab and q in self.in_a]
+            # Consumers at the same slot, unique by signature (else by class, for auto names) on both sides.
+            outs_a = [(c, p, q) for c, p, q in A.outs(x) if q not in ab and q in in_a]
             if not outs_a:
                 continue
-            outs_b = [(c, p, q) for c, p, q in B.outs(y) if q not in ba and q in self.in_b]
+            outs_b = [(c, p, q) for c, p, q in B.outs(y) if q not in ba and q in in_b]
             if not outs_b:
+                continue
+            reason = [f"takes its input from the matched layer '{x}' -> '{y}'"]
+            if len(outs_a) == 1 and len(outs_b) == 1:
+                (ca, pa_, qx), (cb, pb_, qy) = outs_a[0], outs_b[0]
+                if (ca, pa_) == (cb, pb_) and self._compatible(qx, qy, drift):
+                    self.link(qx, qy, "neighbours", reason, queue)
                 continue
             groups_a = _group(outs_a, lambda e: (e[0], e[1], A.sig(e[2])))
             groups_b = _group(outs_b, lambda e: (e[0], e[1], B.sig(e[2])))
@@ -335,46 +392,76 @@ class _ScopeRenames:
                 if len(items) == 1 and other is not None and len(other) == 1:
                     qx, qy = items[0][2], other[0][2]
                     if qx not in ab and qy not in ba:
-                        self.link(qx, qy, "neighbours",
-                                  [f"takes its input from the matched layer '{x}' -> '{y}'"], queue)
+                        self.link(qx, qy, "neighbours", reason, queue)
+            rest_a = [e for e in outs_a if e[2] not in ab]
+            rest_b = [e for e in outs_b if e[2] not in ba]
+            if drift and rest_a and rest_b:
+                by_class_a = _group(rest_a, lambda e: (e[0], e[1], class_of(A.by_path[e[2]])))
+                by_class_b = _group(rest_b, lambda e: (e[0], e[1], class_of(B.by_path[e[2]])))
+                for key, items in by_class_a.items():
+                    other = by_class_b.get(key)
+                    if len(items) == 1 and other is not None and len(other) == 1:
+                        qx, qy = items[0][2], other[0][2]
+                        if qx not in ab and qy not in ba and self._compatible(qx, qy):
+                            self.link(qx, qy, "neighbours", reason, queue)
 
-    def _labels(self, side: _Side, free: list[str], partner: dict[str, str], rounds: int) -> list[dict]:
+    def unique_classes(self) -> list[tuple[str, str]]:
+        """Auto-named layers of a class that occurs once among the unpaired ones of each model."""
+        fa = [p for p in self.free_a() if self.auto(self.A, p)]
+        fb = [p for p in self.free_b() if self.auto(self.B, p)]
+        ga = _group(fa, lambda p: class_of(self.A.by_path[p]))
+        gb = _group(fb, lambda p: class_of(self.B.by_path[p]))
+        made = []
+        for cls, xs in ga.items():
+            ys = gb.get(cls)
+            if len(xs) == 1 and ys is not None and len(ys) == 1 and self._compatible(xs[0], ys[0]):
+                self.link(xs[0], ys[0], "signature",
+                          [f"the only unmatched {cls} layer in either model"])
+                made.append((xs[0], ys[0]))
+        return made
+
+    def _labels(self, side: _Side, free: list[str], partner, rounds: int) -> list[dict]:
         """WL-style labels: round 0 is the signature; a paired neighbour is labelled by its pair."""
         free_set = set(free)
         label0 = {p: side.sig(p) for p in free}
         out = [label0]
         current = label0
+        # Neighbours outside the free set keep one label through the rounds.
+        fixed: dict[str, object] = {}
 
-        def lab(n: str, cur: dict) -> str:
-            if n is _IMPLICIT:
-                return "i"
-            mate = partner.get(n)
-            if mate is not None:
-                return "m:" + mate
+        def lab(n: str):
             if n in free_set:
-                return cur[n]
-            return "x"  # outside the scope
+                return current[n]
+            hit = fixed.get(n)
+            if hit is None:
+                if n is _IMPLICIT:
+                    hit = "i"
+                else:
+                    mate = partner.get(n)
+                    hit = ("m", mate) if mate is not None else "x"  # paired, or outside the scope
+                fixed[n] = hit
+            return hit
 
         for _ in range(rounds):
             nxt = {}
             for p in free:
-                ins = sorted(f"{c}.{q}.{lab(n, current)}" for c, q, n in side.ins(p))
-                outs = sorted(f"{c}.{q}.{lab(n, current)}" for c, q, n in side.outs(p))
-                nxt[p] = str(hash((current[p], tuple(ins), tuple(outs))))
+                ins = tuple(sorted((c, q, hash(lab(n))) for c, q, n in side.ins(p)))
+                outs = tuple(sorted((c, q, hash(lab(n))) for c, q, n in side.outs(p)))
+                nxt[p] = hash((current[p], ins, outs))
             out.append(nxt)
             current = nxt
         return out
 
-    def signatures(self) -> list[tuple[str, str]]:
+    def signatures(self, rounds: int = 2) -> list[tuple[str, str]]:
         """Step 3: pair labels unique on both sides, most specific first."""
         made: list[tuple[str, str]] = []
         fa, fb = self.free_a(), self.free_b()
         if not fa or not fb:
             return made
         # B's paired neighbours are labelled by their partner in A, so both sides agree.
-        la = self._labels(self.A, fa, {p: p for p in self.m.ab}, 2)
-        lb = self._labels(self.B, fb, self.m.ba, 2)
-        for rnd in (2, 1, 0):
+        la = self._labels(self.A, fa, _Identity(self.m.ab), rounds)
+        lb = self._labels(self.B, fb, self.m.ba, rounds)
+        for rnd in range(rounds, -1, -1):
             ga = _group(self.free_a(), lambda p: la[rnd][p])
             gb = _group(self.free_b(), lambda p: lb[rnd][p])
             for key, xs in ga.items():
@@ -477,6 +564,26 @@ class _ScopeRenames:
         return made
 
 
+class _Identity:
+    """A's paired layers labelled by their own path (B's are labelled by their partner in A)."""
+
+    def __init__(self, paired: dict[str, str]):
+        self.paired = paired
+
+    def get(self, key: str, default=None):
+        return key if key in self.paired else default
+
+
+def _same_but_name(ca, cb) -> bool:
+    """Two raw configs equal but for ``name``: a fast path before normalizing."""
+    if len(ca) != len(cb):
+        return False
+    for key, value in ca.items():
+        if key != "name" and (key not in cb or cb[key] != value):
+            return False
+    return True
+
+
 def _group(items, key) -> dict:
     out: dict = defaultdict(list)
     for item in items:
@@ -507,14 +614,90 @@ def _increasing(anchors: list[tuple[int, int, str]]) -> list[tuple[int, int, str
 
 
 def _align(sa: list[str], sb: list[str]) -> list[tuple[int, int]]:
-    """Index pairs of equal items in a longest common subsequence (in-order fallback when huge)."""
-    if len(sa) * len(sb) <= _LCS_CELLS:
-        matcher = difflib.SequenceMatcher(None, sa, sb, autojunk=False)
-        out = []
-        for block in matcher.get_matching_blocks():
-            out.extend((block.a + k, block.b + k) for k in range(block.size))
-        return out
-    # Greedy: the k-th occurrence of a label in A with the k-th in B, kept only while in order.
+    """Index pairs of equal items in a shortest edit script (Myers), in order.
+
+    A shortest edit script keeps periodic runs (the same block repeated) in
+    step where a longest-block-first matcher would slide them out of phase.
+    It costs O((N + M) * D) for D edits; past a budget, equal items are paired
+    greedily in order.
+    """
+    n, m = len(sa), len(sb)
+    if not n or not m:
+        return []
+    # Common head and tail cost nothing.
+    head = 0
+    while head < n and head < m and sa[head] == sb[head]:
+        head += 1
+    tail = 0
+    while tail < n - head and tail < m - head and sa[n - 1 - tail] == sb[m - 1 - tail]:
+        tail += 1
+    out = [(i, i) for i in range(head)]
+    mid = _myers(sa[head:n - tail], sb[head:m - tail])
+    if mid is None:
+        mid = _greedy(sa[head:n - tail], sb[head:m - tail])
+    out.extend((i + head, j + head) for i, j in mid)
+    out.extend((n - tail + k, m - tail + k) for k in range(tail))
+    return out
+
+
+def _myers(sa: list[str], sb: list[str]) -> list[tuple[int, int]] | None:
+    """Myers' O((N + M) * D) shortest edit script; None when it would cost more than the budget."""
+    n, m = len(sa), len(sb)
+    if not n or not m:
+        return []
+    max_d = n + m
+    offset = max_d + 1
+    v = [0] * (2 * max_d + 3)
+    #: trace[d]: the furthest x on diagonals -(d-1)..(d-1) before edit d.
+    trace: list[list[int]] = []
+    work = 0
+    final = -1
+    for d in range(max_d + 1):
+        trace.append(v[offset - d + 1:offset + d] if d else [])
+        for k in range(-d, d + 1, 2):
+            if k == -d or (k != d and v[offset + k - 1] < v[offset + k + 1]):
+                x = v[offset + k + 1]
+            else:
+                x = v[offset + k - 1] + 1
+            y = x - k
+            while x < n and y < m and sa[x] == sb[y]:
+                x += 1
+                y += 1
+            v[offset + k] = x
+            if x >= n and y >= m:
+                final = d
+                break
+        if final >= 0:
+            break
+        work += 2 * d + 1 + len(trace[-1])
+        if work > _LCS_CELLS:
+            return None
+    pairs: list[tuple[int, int]] = []
+    x, y = n, m
+    for d in range(final, 0, -1):
+        prev = trace[d]
+        k = x - y
+        if k == -d or (k != d and prev[k - 1 + d - 1] < prev[k + 1 + d - 1]):
+            prev_k = k + 1
+        else:
+            prev_k = k - 1
+        prev_x = prev[prev_k + d - 1]
+        prev_y = prev_x - prev_k
+        while x > prev_x and y > prev_y:
+            x -= 1
+            y -= 1
+            pairs.append((x, y))
+        x, y = prev_x, prev_y
+    while x > 0 and y > 0:
+        x -= 1
+        y -= 1
+        pairs.append((x, y))
+    pairs.reverse()
+    return pairs
+
+
+def _greedy(sa: list[str], sb: list[str]) -> list[tuple[int, int]]:
+    """The k-th occurrence of a label in A with the k-th in B, kept only while in order."""
     seen: dict[str, list[int]] = defaultdict(list)
     for j, s in enumerate(sb):
         seen[s].append(j)

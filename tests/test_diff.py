@@ -171,12 +171,12 @@ def test_keras2_batchnorm_axis_list_equals_keras3_axis():
     assert diff(a, b).identical
 
 
-def test_nested_keras2_node_indices_equal_keras3():
+def test_nested_models_called_in_keras2_and_keras3_are_identical():
+    # tf-keras numbers a nested model's first call 1, Keras 3 numbers it 0 (the reader evens that out).
     a = load(FIXTURES / "keras2" / "nested.h5")
     b = load(FIXTURES / "keras3" / "nested.keras")
-    assert a.layer("head").calls[0].inputs[0].node_index == 1
-    assert b.layer("head").calls[0].inputs[0].node_index == 0
-    assert diff(a, b).identical
+    d = diff(a, b)
+    assert d.identical and not d.edges_added and not any(c.kind == "inputs" for m in d.matched for c in m.changes)
 
 
 def test_short_lists_change_as_a_whole(tmp_path):
