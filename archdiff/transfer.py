@@ -758,8 +758,8 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
     options = options or TransferOptions()
     if options.match not in ("name", "auto"):
         raise UsageError(f"unknown match mode '{options.match}'", hint="use 'name' or 'auto'")
-    src_arch = source if isinstance(source, Architecture) else load(source)
-    tgt_arch = target if isinstance(target, Architecture) else load(target)
+    src_arch = source if isinstance(source, Architecture) else load(source, infer_shapes=_needs_names(source))
+    tgt_arch = target if isinstance(target, Architecture) else load(target, infer_shapes=_needs_names(target))
     src_info, tgt_info = _describe(src_arch), _describe(tgt_arch)
     weight_formats = WEIGHT_FILE_FORMATS + ("keras", "weights.json")
     if src_arch.source.format not in weight_formats or not src_arch.has_weights:
@@ -831,6 +831,16 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
                      "are known by Keras' auto names (dense_1 ...), which rarely match")
     return TransferPlan(src_info, tgt_info, options, tuple(layers), tuple(unused), tuple(problems), tuple(notes),
                         source_files=_shards(src_arch))
+
+
+def _needs_names(path) -> bool:
+    """Whether reading needs shape inference: it names the numbered variables of Keras 3 files.
+
+    Legacy ``.h5`` files name their variables; only a model with a config and
+    Keras 3 weights (``.keras``) gains from it.
+    """
+    lower = os.fspath(path).lower()
+    return not (lower.endswith((".h5", ".hdf5")) and not lower.endswith(".weights.h5"))
 
 
 def _unnamed(arch: Architecture) -> bool:
