@@ -38,6 +38,7 @@ from importlib import resources
 from typing import Any
 
 from . import __version__
+from .canonical import is_auto_name
 from .graph import shape_text
 from .model import Architecture, Layer
 
@@ -187,12 +188,18 @@ def _stage(name: str) -> str:
 
 
 def _split(members: list[int], names: list[str]) -> list[list[int]]:
-    """Cut a run where its stage name changes, keeping both parts at least SPLIT_MIN long."""
+    """Cut a run where a stage begins (``conv2_*`` -> ``conv3_*``): at least SPLIT_MIN layers on each side,
+    the new stage name held by SPLIT_MIN layers in a row (Keras' auto names, which change at every layer,
+    are no stages)."""
+    keys = [_stage(names[i]) for i in members]
+    held = [1] * len(members)  # how many layers in a row from here keep this stage name
+    for pos in range(len(members) - 2, -1, -1):
+        if keys[pos] == keys[pos + 1]:
+            held[pos] = held[pos + 1] + 1
     pieces: list[list[int]] = []
     current: list[int] = []
     for pos, item in enumerate(members):
-        if current and len(current) >= SPLIT_MIN and len(members) - pos >= SPLIT_MIN \
-                and _stage(names[item]) != _stage(names[current[-1]]):
+        if current and len(current) >= SPLIT_MIN and held[pos] >= SPLIT_MIN and keys[pos] != keys[pos - 1]:
             pieces.append(current)
             current = []
         current.append(item)
@@ -201,21 +208,38 @@ def _split(members: list[int], names: list[str]) -> list[list[int]]:
     return pieces
 
 
+def _run_kind(item: dict) -> str | None:
+    """Which kind of run an item can fold into.
+
+    A layer whose Keras auto name shifted (``conv2d_2`` -> ``conv2d_3``, because a Conv2D was added
+    earlier) and that is otherwise unchanged folds with the unchanged layers: hundreds of such
+    renames are noise in a picture. A rename someone chose (``conv1`` -> ``stem_conv``) stays in sight.
+    """
+    if item.get("model"):
+        return None
+    if item["s"] == "renamed":
+        return "same" if item.get("auto") else None
+    return {"same": "same", "added": "added", "removed": "removed"}.get(item["s"])
+
+
 def _runs(items: list[dict], scopes: list[tuple], names: list[str], *, collapse: dict[str, int]) -> list[dict]:
+    """Runs of consecutive items of one kind in one scope: ``{"s", "from", "to", ...}`` (item indices, inclusive)."""
     out: list[dict] = []
     current: list[int] = []
 
     def flush() -> None:
         if not current:
             return
-        status = items[current[0]]["s"]
+        status = _run_kind(items[current[0]])
         for piece in _split(list(current), names):
             if len(piece) < 2:
                 continue
             stages = {_stage(names[i]) for i in piece}
             out.append({
                 "s": status,
-                "items": piece,
+                "from": piece[0],
+                "to": piece[-1],
+                "renamed": sum(1 for i in piece if items[i]["s"] == "renamed"),
                 "stage": stages.pop() if len(stages) == 1 else None,
                 "first": names[piece[0]].rpartition("/")[2],
                 "last": names[piece[-1]].rpartition("/")[2],
@@ -224,12 +248,12 @@ def _runs(items: list[dict], scopes: list[tuple], names: list[str], *, collapse:
         current.clear()
 
     for i, item in enumerate(items):
-        collapsible = item["s"] in ("same", "added", "removed") and not item.get("model")
-        if collapsible and current and items[current[-1]]["s"] == item["s"] and scopes[current[-1]] == scopes[i]:
+        kind = _run_kind(item)
+        if kind is not None and current and _run_kind(items[current[-1]]) == kind and scopes[current[-1]] == scopes[i]:
             current.append(i)
             continue
         flush()
-        if collapsible:
+        if kind is not None:
             current.append(i)
     flush()
     return out
@@ -255,10 +279,11 @@ class _GraphBuilder:
         self._edge_ids: dict[tuple[str, str], int] = {}
 
     def node(self, node_id: str, item: int, group: str, side: str, path: str) -> None:
+        """``[id, item, group, side]``, and the path for a node that is no item (an implicit input)."""
         if node_id in self._node_ids:
             return
         self._node_ids.add(node_id)
-        self.nodes.append([node_id, item, group, side, path])
+        self.nodes.append([node_id, item, group, side] + ([path] if item < 0 else []))
 
     def group(self, group_id: str, parent: str, item: int) -> None:
         self.groups.append([group_id, parent, item])
@@ -275,7 +300,15 @@ class _GraphBuilder:
         self.edges.append([src, dst, status])
 
     def to_dict(self) -> dict:
-        return {"nodes": self.nodes, "edges": self.edges, "groups": self.groups}
+        # Nodes go in layer order, which the page relies on to cut big graphs into segments:
+        # an implicit input (added last) goes right before the first layer it feeds.
+        position = {n[0]: i for i, n in enumerate(self.nodes)}
+        first_use: dict[str, int] = {}
+        for src, dst, _ in self.edges:
+            if len(self.nodes[position[src]]) > 4:
+                first_use[src] = min(first_use.get(src, 10**12), position[dst])
+        nodes = sorted(self.nodes, key=lambda n: (first_use.get(n[0], position[n[0]]) - (0.5 if n[0] in first_use else 0)))
+        return {"nodes": nodes, "edges": self.edges, "groups": self.groups}
 
 
 def _side_graph(arch: Architecture, side: str, path_item: dict[str, int],
@@ -336,6 +369,9 @@ def diff_data(d, a: Architecture, b: Architecture, *, policy=None, exit_code: in
             item = {"s": status, "a": entry.a, "b": entry.b, "x": matched_index[id(entry)]}
             if entry.renamed:
                 item["r"] = True
+                la = a.by_path[entry.a]
+                if is_auto_name(la.name, la.class_name) and is_auto_name(layer.name, layer.class_name):
+                    item["auto"] = True
             item_of_a[entry.a] = k
             item_of_b[entry.b] = k
         if layer.is_model:

@@ -118,7 +118,7 @@ def residual_net(n_layers: int, *, changed_every: int = 0, name: str = "resnet_l
         layers += [conv(f"{p}_2_conv", filters, f"{p}_1_relu"), bn(f"{p}_2_bn", f"{p}_2_conv"),
                    layer("Add", f"{p}_add", [x, f"{p}_2_bn"]), relu(f"{p}_out", f"{p}_add")]
         if changed_every and block % changed_every == 0:
-            layers[-6]["config"]["dilation_rate"] = [2, 2]
+            layers[-4]["config"]["dilation_rate"] = [2, 2]
         x = f"{p}_out"
     layers += [layer("GlobalAveragePooling2D", "avg_pool", [x], data_format="channels_last", keepdims=False),
                dense("predictions", 10, "avg_pool", "softmax")]

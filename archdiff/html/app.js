@@ -50,6 +50,7 @@
   }
 
   // -- item lookups -------------------------------------------------------------------
+  RUNS.forEach(function (run) { run.items = []; for (var k = run.from; k <= run.to; k++) run.items.push(k); });
   var itemRun = new Array(ITEMS.length).fill(-1);
   RUNS.forEach(function (run, r) { run.items.forEach(function (k) { itemRun[k] = r; }); });
   var collapsed = new Set();
@@ -82,7 +83,8 @@
     var run = RUNS[r];
     var what = { same: "unchanged", added: "added", removed: "removed" }[run.s] || "";
     if (!IS_DIFF) what = "";
-    return (run.stage ? run.stage + " · " : "") + plural(run.items.length, (what ? what + " " : "") + "layer");
+    return (run.stage ? run.stage + " · " : "") + plural(run.items.length, (what ? what + " " : "") + "layer") +
+      (run.renamed ? " (" + fmt(run.renamed) + " renamed)" : "");
   };
 
   // -- text measuring (the layout needs node sizes) ------------------------------------
@@ -116,7 +118,7 @@
     var groupParent = {}, groupItem = {};
     g.groups.forEach(function (gr) { groupParent[gr[0]] = gr[1]; groupItem[gr[0]] = gr[2]; });
     g.nodes.forEach(function (n) {
-      var id = n[0], k = n[1], group = n[2], side = n[3], path = n[4];
+      var id = n[0], k = n[1], group = n[2], side = n[3], path = k >= 0 ? ITEMS[k][side] : n[4];
       var r = k >= 0 ? itemRun[k] : -1;
       if (r >= 0 && collapsed.has(r)) {
         var rid = "r" + r;
@@ -188,8 +190,94 @@
     n.l2 = clip(meta, 10.5, 400, n.w - 20);
   }
 
+  // Graphs above this many nodes are cut into segments, each laid out alone and stacked: dagre's
+  // cost grows faster than linearly, a network's graph is mostly a chain, and it can be cut where
+  // every tensor passes through one top-level layer (between two ResNet blocks, say).
+  var SEGMENT_ABOVE = 120, SEGMENT_SIZE = 40;
   function layout(vg) {
     var t = performance.now();
+    var segments = vg.nodes.length > SEGMENT_ABOVE ? cutPoints(vg) : [];
+    if (!segments.length) {
+      layoutPart(vg.nodes, vg.edges, vg.groups, vg);
+    } else {
+      layoutSegments(vg, segments);
+    }
+    vg.layoutMs = performance.now() - t;
+    vg.segments = segments.length + 1;
+    return vg;
+  }
+
+  function cutPoints(vg) {
+    // Positions p (in the given order, which is topological) such that no edge leaves a node before
+    // p for a node after p, no nested model spans p, and the node at p is at the top level.
+    var pos = {}, n = vg.nodes.length;
+    vg.nodes.forEach(function (nd, i) { pos[nd.id] = i; });
+    var span = new Int32Array(n + 1);  // span[i] > 0: an edge or group passes over position i
+    function cover(lo, hi) { if (hi - lo >= 2) { span[lo + 1] += 1; span[hi] -= 1; } }
+    vg.edges.forEach(function (e) {
+      var a = pos[e.s], b = pos[e.t];
+      cover(Math.min(a, b), Math.max(a, b));
+    });
+    var first = {}, last = {}, parentOf = {};
+    vg.groups.forEach(function (g) { parentOf[g.id] = g.parent; });
+    vg.nodes.forEach(function (nd, i) {
+      var g = nd.group;
+      while (g) { if (first[g] === undefined) first[g] = i; last[g] = i; g = parentOf[g]; }
+    });
+    Object.keys(first).forEach(function (g) { cover(first[g] - 1, last[g] + 1); span[first[g]] += 1; span[first[g] + 1] -= 1; });
+    var cuts = [], acc = 0, running = 0, lastCut = 0;
+    for (var i = 0; i < n; i++) {
+      running += span[i];
+      if (i - lastCut >= SEGMENT_SIZE && n - i >= SEGMENT_SIZE / 2 && running <= 0 && !vg.nodes[i].group) {
+        cuts.push(i);
+        lastCut = i;
+      }
+    }
+    return cuts;
+  }
+
+  function layoutSegments(vg, cuts) {
+    var bounds = [0].concat(cuts).concat([vg.nodes.length - 1]);
+    var groupById = {};
+    vg.groups.forEach(function (g) { groupById[g.id] = g; });
+    var prevNode = null, prevXY = null;
+    for (var s = 0; s + 1 < bounds.length; s++) {
+      var lo = bounds[s], hi = bounds[s + 1];
+      var nodes = vg.nodes.slice(lo, hi + 1), inSeg = {};
+      nodes.forEach(function (nd) { inSeg[nd.id] = true; });
+      var edges = vg.edges.filter(function (e) { return inSeg[e.s] && inSeg[e.t] && !(nodes[0] === prevNode && e.t === prevNode.id); });
+      var used = {};
+      nodes.forEach(function (nd) { var g = nd.group; while (g && !used[g]) { used[g] = true; g = groupById[g].parent; } });
+      var groups = vg.groups.filter(function (g) { return used[g.id]; });
+      var part = {};
+      layoutPart(nodes, edges, groups, part, vg.nodes.length > FAST_ORDER_ABOVE);
+      if (prevNode) {
+        // Move this segment so that its first node lands where the previous segment put it.
+        var dx = prevXY.x - nodes[0].x, dy = prevXY.y - nodes[0].y;
+        nodes.forEach(function (nd) { nd.x += dx; nd.y += dy; });
+        groups.forEach(function (g) { g.x += dx; g.y += dy; g.ly += dy; });
+        edges.forEach(function (e) { e.points.forEach(function (p) { p.x += dx; p.y += dy; }); });
+      }
+      prevNode = nodes[nodes.length - 1];
+      prevXY = { x: prevNode.x, y: prevNode.y };
+    }
+    // Shift everything to start at the margin and measure.
+    var minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+    function take(x0, y0, x1, y1) { minX = Math.min(minX, x0); minY = Math.min(minY, y0); maxX = Math.max(maxX, x1); maxY = Math.max(maxY, y1); }
+    vg.nodes.forEach(function (nd) { take(nd.x - nd.w / 2, nd.y - nd.h / 2, nd.x + nd.w / 2, nd.y + nd.h / 2); });
+    vg.groups.forEach(function (g) { take(g.x - g.w / 2, g.y - g.h / 2, g.x + g.w / 2, g.y + g.h / 2); });
+    var m = 30, dx2 = m - minX, dy2 = m - minY;
+    vg.nodes.forEach(function (nd) { nd.x += dx2; nd.y += dy2; });
+    vg.groups.forEach(function (g) { g.x += dx2; g.y += dy2; g.ly += dy2; });
+    vg.edges.forEach(function (e) { (e.points || []).forEach(function (p) { p.x += dx2; p.y += dy2; }); if (!e.points) e.points = []; });
+    vg.width = maxX - minX + 2 * m; vg.height = maxY - minY + 2 * m;
+  }
+
+  // Above this many nodes in a drawing, segments skip dagre's crossing-reduction sweeps (its
+  // costliest phase) and keep the initial order, which for a network's layer order is good.
+  var FAST_ORDER_ABOVE = 700;
+  function layoutPart(nodesIn, edgesIn, groupsIn, out, fast) {
+    var vg = { nodes: nodesIn, edges: edgesIn, groups: groupsIn };
     var compound = vg.groups.length > 0;
     var g = new dagre.graphlib.Graph({ compound: compound, multigraph: false });
     g.setGraph({ rankdir: "TB", nodesep: 22, ranksep: 30, edgesep: 12, marginx: 30, marginy: 30 });
@@ -235,7 +323,7 @@
         if (gr.parent) g.setEdge("lbl:" + gr.parent, "lbl:" + gr.id, { weight: 1, minlen: 1 });
       });
     }
-    dagre.layout(g);
+    dagre.layout(g, fast ? { disableOptimalOrderHeuristic: true } : {});
     vg.nodes.forEach(function (n) { var p = g.node(n.id); n.x = p.x; n.y = p.y; });
     vg.groups.forEach(function (gr) {
       var p = g.node(gr.id); gr.x = p.x; gr.y = p.y; gr.w = p.width; gr.h = p.height;
@@ -243,9 +331,7 @@
     });
     vg.edges.forEach(function (e) { var p = g.edge(e.s, e.t); e.points = p ? p.points : []; });
     var gg = g.graph();
-    vg.width = gg.width || 100; vg.height = gg.height || 100;
-    vg.layoutMs = performance.now() - t;
-    return vg;
+    out.width = gg.width || 100; out.height = gg.height || 100;
   }
 
   function curve(points) {
@@ -366,8 +452,9 @@
   function makePane(key, side, title, file) {
     var wrap = el("div", "pane");
     var head = el("div", "pane-head");
+    var short = file.split("  →  ").map(function (f) { return f.split(/[\\/]/).pop(); }).join("  →  ");
     head.innerHTML = '<span class="side ' + side + '">' + esc(title) + '</span><span class="file" title="' + esc(file) +
-      '">' + esc(file) + '</span><span class="count"></span>';
+      '">' + esc(short) + '</span><span class="count"></span>';
     var canvas = el("div", "canvas");
     var svg = document.createElementNS(SVGNS, "svg");
     svg.setAttribute("aria-label", "graph " + title);
@@ -474,7 +561,7 @@
       var m = pane.miniInfo;
       if (!m) return;
       var rect = pane.mini.getBoundingClientRect();
-      var gx = (ev.clientX - rect.left) / m.s, gy = (ev.clientY - rect.top) / m.s;
+      var gx = (ev.clientX - rect.left) / m.sx, gy = (ev.clientY - rect.top) / m.sy;
       centerOn(pane, { x: gx, y: gy });
     });
   }
@@ -486,20 +573,26 @@
     var r = pane.canvas.getBoundingClientRect();
     var maxH = Math.min(240, Math.max(80, r.height * 0.35)), maxW = 90;
     var s = Math.min(maxW / vg.width, maxH / vg.height);
+    // A very tall graph would make a hair-thin map: stretch it sideways to at least 44px.
+    var sx = Math.min(maxW / vg.width, Math.max(s, 44 / vg.width)), sy = s;
     // Only worth its room when the graph is much larger than the pane.
     if (vg.height < r.height * 1.6 && vg.width < r.width * 1.6) { mini.style.display = "none"; pane.miniInfo = null; return; }
     mini.style.display = "";
     var dpr = window.devicePixelRatio || 1;
-    var w = Math.max(24, Math.ceil(vg.width * s)), h = Math.max(24, Math.ceil(vg.height * s));
+    var w = Math.max(24, Math.ceil(vg.width * sx)), h = Math.max(24, Math.ceil(vg.height * sy));
     mini.width = w * dpr; mini.height = h * dpr; mini.style.width = w + "px"; mini.style.height = h + "px";
     var ctx = mini.getContext("2d");
     ctx.scale(dpr, dpr);
     vg.nodes.forEach(function (n) {
       var st = n.run !== undefined ? (IS_DIFF ? RUNS[n.run].s : "plain") : n.item >= 0 ? statusOf(n.item) : "same";
       ctx.fillStyle = MINI_COLORS[st] || "#d0d7de";
-      ctx.fillRect((n.x - n.w / 2) * s, (n.y - n.h / 2) * s, Math.max(2, n.w * s), Math.max(1.5, n.h * s));
+      ctx.fillRect((n.x - n.w / 2) * sx, (n.y - n.h / 2) * sy, Math.max(2, n.w * sx), Math.max(1.5, n.h * sy));
     });
-    pane.miniInfo = { s: s, w: w, h: h, base: ctx.getImageData(0, 0, mini.width, mini.height) };
+    // Keep the drawn graph in a second canvas: each pan then only copies it back and adds the frame.
+    var base = document.createElement("canvas");
+    base.width = mini.width; base.height = mini.height;
+    base.getContext("2d").drawImage(mini, 0, 0);
+    pane.miniInfo = { sx: sx, sy: sy, w: w, h: h, base: base };
     drawMinimapView(pane);
   }
   function drawMinimapView(pane) {
@@ -507,15 +600,16 @@
     if (!m) return;
     var ctx = pane.mini.getContext("2d");
     ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.putImageData(m.base, 0, 0);
+    ctx.clearRect(0, 0, pane.mini.width, pane.mini.height);
+    ctx.drawImage(m.base, 0, 0);
     var dpr = window.devicePixelRatio || 1;
     ctx.scale(dpr, dpr);
     var r = pane.canvas.getBoundingClientRect();
     var x0 = -pane.x / pane.k, y0 = -pane.y / pane.k;
     ctx.strokeStyle = "#0969da"; ctx.lineWidth = 1.5;
     ctx.fillStyle = "rgba(9,105,218,.08)";
-    ctx.fillRect(x0 * m.s, y0 * m.s, r.width / pane.k * m.s, r.height / pane.k * m.s);
-    ctx.strokeRect(x0 * m.s, y0 * m.s, r.width / pane.k * m.s, r.height / pane.k * m.s);
+    ctx.fillRect(x0 * m.sx, y0 * m.sy, r.width / pane.k * m.sx, r.height / pane.k * m.sy);
+    ctx.strokeRect(x0 * m.sx, y0 * m.sy, r.width / pane.k * m.sx, r.height / pane.k * m.sy);
   }
 
   // -- building the views ----------------------------------------------------------------
@@ -525,9 +619,50 @@
     return [["a", "a", "A", R.a.path], ["b", "b", "B", R.b.path]];
   }
 
-  function rebuild(keep) {
-    var status = $("status");
-    status.hidden = false;
+  // Layouts already computed, by drawing and set of collapsed runs: switching views or
+  // collapsing back is instant.
+  var layoutCache = {};
+  var LAYOUT_CACHE_MAX = 12;
+  function cachedLayout(key) {
+    var sig = key + "|" + Array.from(collapsed).sort(function (a, b) { return a - b; }).join(",");
+    var hit = layoutCache[sig];
+    if (hit) return hit;
+    var vg = layout(visibleGraph(key));
+    var keys = Object.keys(layoutCache);
+    if (keys.length >= LAYOUT_CACHE_MAX) delete layoutCache[keys[0]];
+    layoutCache[sig] = vg;
+    return vg;
+  }
+
+  // Above this many nodes to lay out, the page says so first and lays out on the next frame.
+  var ASYNC_ABOVE = 300;
+  var busy = false, queued = null;
+  function rebuild(keep, after) {
+    if (busy) { queued = [keep, after]; return; }
+    var specs = paneSpecs();
+    var estimate = specs.reduce(function (n, s) { return n + DATA.graphs[s[0]].nodes.length; }, 0);
+    var uncached = specs.some(function (s) {
+      return !layoutCache[s[0] + "|" + Array.from(collapsed).sort(function (a, b) { return a - b; }).join(",")];
+    });
+    function run() {
+      var result = rebuildNow(keep);
+      busy = false;
+      $("status").hidden = true;
+      if (after) after(result);
+      if (queued) { var q = queued; queued = null; rebuild(q[0], q[1]); }
+    }
+    busy = true;
+    if (uncached && estimate > ASYNC_ABOVE) {
+      var status = $("status");
+      status.textContent = "Laying out the graph" + (specs.length > 1 ? "s" : "") + "…";
+      status.hidden = false;
+      requestAnimationFrame(function () { setTimeout(run, 0); });
+    } else {
+      run();
+    }
+  }
+
+  function rebuildNow(keep) {
     var old = {};
     panes.forEach(function (p) { old[p.key] = { k: p.k, x: p.x, y: p.y }; });
     var specs = paneSpecs();
@@ -539,8 +674,9 @@
     }
     var layoutMs = 0, drawMs = 0;
     panes.forEach(function (p) {
-      p.vg = layout(visibleGraph(p.key));
-      layoutMs += p.vg.layoutMs;
+      var t = performance.now();
+      p.vg = cachedLayout(p.key);
+      layoutMs += performance.now() - t;
       p.nodeOfItem = {};
       p.vg.nodes.forEach(function (n) {
         if (n.item >= 0) p.nodeOfItem[n.item] = n;
@@ -551,16 +687,18 @@
       drawMs += p.drawMs;
       if (!keep) fitWidth(p);
     });
-    status.hidden = true;
     if (selected != null) markSelection();
-    return { layout: layoutMs, draw: drawMs };
+    lastRebuild = { layout_ms: layoutMs, draw_ms: drawMs, segments: panes.map(function (p) { return p.vg.segments; }) };
+    return lastRebuild;
   }
 
+  var lastRebuild = null;
   function expandRun(r, fromPane) {
     collapsed.delete(r);
-    rebuild(true);
-    var first = RUNS[r].items[0];
-    panes.forEach(function (p) { var n = p.nodeOfItem[first]; if (n && n.run === undefined) centerOn(p, n); });
+    rebuild(true, function () {
+      var first = RUNS[r].items[0];
+      panes.forEach(function (p) { var n = p.nodeOfItem[first]; if (n && n.run === undefined) centerOn(p, n); });
+    });
   }
 
   // -- selection and the side panel --------------------------------------------------------
@@ -587,13 +725,16 @@
     });
   }
 
-  function ensureVisible(k) {
+  function ensureVisible(k, after) {
     var r = itemRun[k];
-    if (r >= 0 && collapsed.has(r)) { collapsed.delete(r); rebuild(true); }
+    if (r >= 0 && collapsed.has(r)) { collapsed.delete(r); rebuild(true, after); }
+    else if (after) after();
   }
 
   function select(k, fromPane, center) {
-    ensureVisible(k);
+    ensureVisible(k, function () { selectNow(k, fromPane, center); });
+  }
+  function selectNow(k, fromPane, center) {
     selected = k;
     panes.forEach(function (p) { p.active = !fromPane || p.key === fromPane.key; });
     markSelection();
@@ -648,6 +789,23 @@
       return n[1] >= 0 ? '<a data-goto="' + n[1] + '" title="' + esc(name) + '">' + esc(name.split("/").pop()) + tag + "</a>"
         : '<span class="muted">' + esc(name) + "</span>";
     }).join("") + "</div>";
+  }
+
+  function prettyValue(v, limit) {
+    // Keras objects as Class(key=value, ...); everything else as compact JSON.
+    function p(x) {
+      if (x && typeof x === "object" && !Array.isArray(x) && typeof x.class_name === "string" && "config" in x) {
+        var c = x.config || {};
+        var args = typeof c === "object" ? Object.keys(c).filter(function (k) { return c[k] !== null; }).map(function (k) { return k + "=" + p(c[k]); }) : [p(c)];
+        return x.class_name + "(" + args.join(", ") + ")";
+      }
+      if (Array.isArray(x)) return "[" + x.map(p).join(", ") + "]";
+      if (x && typeof x === "object") return "{" + Object.keys(x).map(function (k) { return k + ": " + p(x[k]); }).join(", ") + "}";
+      if (x === null || x === undefined) return "None";
+      return typeof x === "string" ? x : JSON.stringify(x);
+    }
+    var t = p(v);
+    return t.length > limit ? t.slice(0, limit - 1) + "…" : t;
   }
 
   function flatten(cfg, prefix, out) {
@@ -737,7 +895,8 @@
     row("params", la && la.k != null ? fmt(la.k) : la ? "?" : null, lb && lb.k != null ? fmt(lb.k) : lb ? "?" : null);
     row("output", la && la.o, lb && lb.o);
     row("trainable", la ? (la.t === false ? "no" : "yes") : null, lb ? (lb.t === false ? "no" : "yes") : null);
-    row("index", la ? la.i : null, lb ? lb.i : null);
+    if (la && lb && IS_DIFF) h.push('<tr><th>index</th><td>' + esc(la.i) + ' in A · ' + esc(lb.i) + " in B</td></tr>");
+    else row("index", la ? la.i : null, lb ? lb.i : null);
     var within = (lb || la || {}).g;
     if (within) row("inside", la && la.g, lb && lb.g);
     h.push("</table>");
@@ -757,9 +916,9 @@
       rows.forEach(function (r) {
         var key = r[0], c = changedTop[key];
         var cls = c ? (c.op === "added" ? "add" : c.op === "removed" ? "rem" : "chg") : "";
-        var val = c && c.path === key ? oldNew(c) : esc(valueText(r[1], 400));
+        var val = c && c.path === key ? oldNew(c) : esc(prettyValue(r[1], 400));
         if (c && c.path !== key) {
-          val = esc(valueText(r[1], 400)) + "<div>" + m.changes.filter(function (x) { return x.kind === "config" && x.path.split(/[.[]/)[0] === key; })
+          val = esc(prettyValue(r[1], 400)) + "<div>" + m.changes.filter(function (x) { return x.kind === "config" && x.path.split(/[.[]/)[0] === key; })
             .map(function (x) { return '<span class="muted">' + esc(x.path) + ":</span> " + oldNew(x); }).join("<br>") + "</div>";
         }
         h.push('<tr class="' + cls + '"><th>' + esc(key) + "</th><td>" + val + "</td></tr>");
@@ -968,8 +1127,7 @@
     b.addEventListener("click", function () {
       currentView = b.getAttribute("data-view");
       document.querySelectorAll("#view-toggle button").forEach(function (x) { x.classList.toggle("on", x === b); });
-      rebuild(false);
-      if (selected != null) select(selected, null, true);
+      rebuild(false, function () { if (selected != null) select(selected, null, true); });
     });
   });
   $("expand-all").addEventListener("click", function () { collapsed.clear(); rebuild(true); });
@@ -1005,16 +1163,39 @@
   if (!RUNS.length) { $("expand-all").parentNode.hidden = true; }
   renderSummary();
   var T_SUMMARY = performance.now();
-  var first = rebuild(false);
-  var T_READY = performance.now();
   window.archdiff = {
-    ready: true,
+    ready: false,
     data: DATA,
     select: function (k) { select(k, null, true); },
+    // Bring a layer (by name or path, in A or B) into view in every pane, without selecting it.
+    reveal: function (name) {
+      var k = ITEMS.findIndex(function (it) {
+        return [it.a, it.b].some(function (p) { return p != null && (p === name || p.split("/").pop() === name); });
+      });
+      if (k < 0) return Promise.resolve(false);
+      return new Promise(function (resolve) {
+        ensureVisible(k, function () {
+          panes.forEach(function (p) { var n = p.nodeOfItem[k]; if (n) centerOn(p, n); });
+          resolve(true);
+        });
+      });
+    },
+    // Resolves when every layout asked for so far is drawn.
+    idle: function () {
+      return new Promise(function (resolve) {
+        (function wait() { if (!busy && !queued) resolve(true); else setTimeout(wait, 20); })();
+      });
+    },
     view: function (v) { var b = document.querySelector('#view-toggle [data-view="' + v + '"]'); if (b) b.click(); },
-    timings: { parse_ms: T_PARSE - T0, summary_ms: T_SUMMARY - T_PARSE, layout_ms: first.layout, draw_ms: first.draw,
-      script_ms: T_READY - T0, ready_ms: T_READY },
-    visibleNodes: function () { return panes.reduce(function (n, p) { return n + p.vg.nodes.length; }, 0); }
+    timings: null,
+    lastRebuild: function () { return lastRebuild; },
+    visibleNodes: function () { return panes.reduce(function (n, p) { return n + (p.vg ? p.vg.nodes.length : 0); }, 0); }
   };
-  document.documentElement.setAttribute("data-ready", "true");
+  rebuild(false, function (first) {
+    var T_READY = performance.now();
+    window.archdiff.timings = { parse_ms: T_PARSE - T0, summary_ms: T_SUMMARY - T_PARSE, layout_ms: first.layout_ms,
+      draw_ms: first.draw_ms, script_ms: T_READY - T0, ready_ms: T_READY };
+    window.archdiff.ready = true;
+    document.documentElement.setAttribute("data-ready", "true");
+  });
 })();
