@@ -920,9 +920,12 @@ def apply_transfer(plan: TransferPlan, out: str | os.PathLike, *, progress: bool
     copies = plan.copies
     total = sum(v.nbytes for _, v in copies)
     # Writing and then verifying reads every copied byte twice.
-    bar = Progress(2 * total, "transfer", enabled=progress if progress is not None else
-                   (None if total >= 16 * 1024 * 1024 else False))
-    with bar, exit_on_termination(), _open_source(plan.source, plan.source_files) as source:
+    enabled = progress if progress is not None else (None if total >= 16 * 1024 * 1024 else False)
+
+    def bar(label: str) -> Progress:
+        return Progress(total, label, enabled=enabled)
+
+    with exit_on_termination(), _open_source(plan.source, plan.source_files) as source:
         if plan.target.format == "keras":
             checksums = _write_keras(plan, out, copies, source, bar)
         else:
@@ -964,14 +967,14 @@ def _copy_all(h5file, copies, source, where: str, bar) -> dict[str, str]:
 
     index = DatasetIndex(h5file, where=where)
     pending = {}
-    with Checksums() as checksums:
+    with Checksums() as checksums, bar("writing  ") as progress:
         for layer, var in copies:
             src = source(var.source_location)
             dst = index.dataset(var.target_location)
             if tuple(src.shape or ()) != tuple(var.source_shape) or tuple(dst.shape or ()) != tuple(var.shape):
                 raise InputError(f"'{var.source_location}' or '{var.target_location}' changed shape since planning",
                                  path=where, hint="run the transfer again")
-            pending[f"{layer.target}/{var.target}"] = copy_dataset(src, dst, dtype=dst.dtype, progress=bar.advance,
+            pending[f"{layer.target}/{var.target}"] = copy_dataset(src, dst, dtype=dst.dtype, progress=progress.advance,
                                                                    checksums=checksums)
         return {key: future.result() for key, future in pending.items()}
 
@@ -980,9 +983,9 @@ def _verify(h5file, copies, checksums: Mapping[str, str], where: str, bar) -> No
     from .h5write import Checksums, DatasetIndex, checksum_dataset
 
     index = DatasetIndex(h5file, where=where)
-    with Checksums() as hashing:
+    with Checksums() as hashing, bar("verifying") as progress:
         got = {f"{layer.target}/{var.target}": checksum_dataset(index.dataset(var.target_location),
-                                                                progress=bar.advance, checksums=hashing)
+                                                                progress=progress.advance, checksums=hashing)
                for layer, var in copies}
         bad = [key for key, future in got.items() if future.result() != checksums[key]]
     if bad:
