@@ -734,7 +734,20 @@
   function select(k, fromPane, center) {
     ensureVisible(k, function () { selectNow(k, fromPane, center); });
   }
+  function openDetails() {
+    // Opening the side panel narrows the panes: keep what was in their middle in the middle.
+    var d = $("details");
+    if (!d.hidden) return;
+    var before = panes.map(function (p) { return p.canvas.getBoundingClientRect().width; });
+    d.hidden = false;
+    panes.forEach(function (p, i) {
+      p.x -= (before[i] - p.canvas.getBoundingClientRect().width) / 2;
+      applyTransform(p);
+    });
+  }
+
   function selectNow(k, fromPane, center) {
+    openDetails();
     selected = k;
     panes.forEach(function (p) { p.active = !fromPane || p.key === fromPane.key; });
     markSelection();
@@ -842,7 +855,7 @@
     if (!n) return;
     selected = null; markSelection();
     var d = $("details");
-    d.hidden = false;
+    openDetails();
     d.innerHTML = '<button class="close" title="Close (Esc)">×</button><h1>' + esc(n.path) + '</h1><div class="sub"><span class="chip plain">InputLayer</span>' +
       '<span>implicit input: a Sequential model\'s input, not listed in <code>model.layers</code></span></div>';
   }
@@ -853,7 +866,7 @@
     var m = matchedOf(k);
     var entry = entryOf(k);
     var d = $("details");
-    d.hidden = false;
+    openDetails();
     var st = statusOf(k);
     var h = [];
     h.push('<button class="close" title="Close (Esc)">×</button>');
