@@ -42,12 +42,12 @@ import sys
 import zipfile
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 from .errors import ArchdiffError, InputError, TopologyUnknownError, UnsafeInputError, UsageError
-from .model import Architecture, Layer, WeightSpec
+from .model import Architecture, WeightSpec
 
 PASS = "pass"
 FAIL = "fail"
@@ -717,22 +717,15 @@ def pair_layers(source: Architecture, target: Architecture, *, maps=(), map_file
             if new is not None:
                 renamed[new] = layer.path
                 break
-    names = {}
-    for layer in source.layers:
-        names.setdefault(layer.name, []).append(layer.path)
-    target_names: dict[str, int] = {}
-    for layer in target.layers:
-        target_names[layer.name] = target_names.get(layer.name, 0) + 1
+    moved = set(renamed.values()) | set(pairs.values())
     for layer in target.layers:
         if layer.path in pairs:
             continue
         if layer.path in renamed:
             pairs[layer.path] = renamed[layer.path]
-        elif layer.path in source.by_path:
+        elif layer.path in source.by_path and layer.path not in moved:
+            # Same path (nested models included), as archdiff transfer pairs them.
             pairs[layer.path] = layer.path
-        elif len(names.get(layer.name, ())) == 1 and target_names[layer.name] == 1:
-            # The same, unique name at another nesting: still the same layer.
-            pairs[layer.path] = names[layer.name][0]
     return pairs
 
 
@@ -1583,10 +1576,6 @@ def _frozen_layers(model, paths: set[str]) -> list:
     return [live[p] for p in sorted(paths) if p in live]
 
 
-def _layer_label(path_of: dict[int, str], layer) -> str:
-    return path_of.get(id(layer), layer.name)
-
-
 def _all_layer_paths(model) -> dict[int, str]:
     return {id(layer): path for path, layer in live_layers(model).items()}
 
@@ -1678,10 +1667,9 @@ def _train_stage(model, stage: StageResult, data: Data, options: ValidateOptions
         if var is not None and np.asarray(var.numpy()).tobytes() == before[key][1].tobytes():
             stage.trainable_unchanged.append(name)
     stage.loss_finite = bool(stage.loss) and all(math.isfinite(v) for v in stage.loss)
+    # With one epoch there is no trend to judge: loss_falling stays None (not checked).
     if len(stage.loss) >= 2:
         stage.loss_falling = stage.loss[-1] < stage.loss[0]
-    elif stage.loss and stage.loss_before is not None and math.isfinite(stage.loss_before):
-        stage.loss_falling = None
     if stage.frozen_changed:
         stage.failures.append(f"{stage.name}: frozen variable(s) changed during training: "
                               + ", ".join(stage.frozen_changed[:8])
@@ -1876,6 +1864,11 @@ def validate(target: str, weights: str | None = None, source: str | None = None,
                          hint="give the transferred weights with --weights OUT")
     source_arch = load(source) if source else None
     imported = import_modules(options.imports)
+    if options.finetune and plan is None:
+        from . import devices
+
+        # Chosen first, so that --device gpu on a machine without one fails before any work.
+        plan = devices.choose(options.device, mixed_precision=options.mixed_precision)
 
     from .factory import require_keras
 

@@ -353,3 +353,34 @@ def test_keras2_source_into_keras3_target_with_archdiff_transfer(tmp_path):
     assert report.exit_code == 0, report.failures
     assert report.weights_arrived.equal_variables == report.weights_arrived.checked_variables > 50
     assert report.outputs.outputs[0].max_abs_diff == 0.0
+
+
+def test_renamed_layers_are_paired_with_the_transfers_map_syntax(keras, files, tmp_path):
+    """The target renamed conv2 to features2: by name it is 'not transferred'; with --map it arrived."""
+    from archdiff.validate import validate
+    from test_validate_support import TARGET_CLASSES, transfer_by_name
+
+    L = keras.layers
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = L.ReLU(name="relu1")(L.BatchNormalization(name="bn1")(L.Conv2D(8, 3, padding="same", name="conv1")(inputs)))
+    x = L.Conv2D(8, 3, padding="same", name="features2")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    target = keras.Model(inputs, L.Dense(TARGET_CLASSES, activation="softmax", name="new_head")(x))
+    target.save(tmp_path / "renamed.keras")
+    source = keras.models.load_model(files / "source.keras")
+    transfer_by_name(keras, source, target)
+    target.get_layer("features2").set_weights(source.get_layer("conv2").get_weights())
+    target.save_weights(tmp_path / "out.weights.h5")
+
+    def check(**changes):
+        return validate(str(tmp_path / "renamed.keras"), str(tmp_path / "out.weights.h5"),
+                        str(files / "source.keras"), fast_options(finetune=False, **changes), progress=False)
+
+    by_name = check()
+    assert {"layer": "features2", "reason": "the source has no layer of this name"} in \
+        by_name.weights_arrived.not_transferred
+    mapped = check(maps=("conv2=features2",))
+    assert mapped.exit_code == 0, mapped.failures
+    assert "features2" in mapped.weights_arrived.arrived
+    regex = check(maps=(r"re:^conv2$=features2",))
+    assert "features2" in regex.weights_arrived.arrived
