@@ -483,6 +483,8 @@ def model_data(arch: Architecture) -> dict:
     names = [layer.path for layer in arch.layers]
     scopes = [(layer.parent,) for layer in arch.layers]
     collapse = {"same": COLLAPSE_SAME} if len(arch.layers) > MODEL_COLLAPSE_ABOVE else {}
+    # One model has no changes to tell runs apart: only its stages (conv2_*, conv3_*) are runs.
+    runs = [run for run in _runs(items, scopes, names, collapse=collapse) if run["stage"]]
     return {
         "page_version": PAGE_VERSION,
         "kind": "model",
@@ -490,7 +492,7 @@ def model_data(arch: Architecture) -> dict:
         "layers": layers,
         "items": items,
         "graphs": {"b": graph},
-        "runs": _runs(items, scopes, names, collapse=collapse),
+        "runs": runs,
         "topology": {"b": arch.has_topology},
     }
 

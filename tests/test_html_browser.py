@@ -51,7 +51,10 @@ def browser(tmp_path_factory):
 
 
 class Report:
-    """One opened report: the page, and what it logged and requested."""
+    """One opened report: the page, and what it logged and requested.
+
+    The page's CSP forbids eval, so waits go through ``window.archdiff.idle()`` (a promise), never
+    ``wait_for_function`` with a string."""
 
     def __init__(self, context, path: Path):
         self.path = path
@@ -195,7 +198,8 @@ def test_search_zoom_and_runs(browser, tmp_path):
         assert runs.count() >= 1
         before = page.evaluate("window.archdiff.visibleNodes()")
         runs.first.click()  # a collapsed run expands on click
-        page.wait_for_function(f"window.archdiff.visibleNodes() > {before}")
+        report.settle()
+        assert page.evaluate("window.archdiff.visibleNodes()") > before
         # Search by name: the layer is selected, its run expanded, its details shown.
         page.fill("#search", "conv2_block9_2_bn")
         page.keyboard.press("Enter")
@@ -271,8 +275,9 @@ def test_1000_layer_diff_opens_and_stays_responsive(browser, tmp_path):
         # Everything expanded, in both panes: still lays out (in segments) and draws.
         start = time.perf_counter()
         report.page.click("#expand-all")
-        report.page.wait_for_function("window.archdiff.visibleNodes() > 1900")
+        report.settle()
         expand_s = time.perf_counter() - start
+        assert report.page.evaluate("window.archdiff.visibleNodes()") > 1900
         report.click_node("conv3_block4_2_conv")
         assert "dilation_rate" in report.details()
         report.screenshot("html-1000-layers-expanded.png")
@@ -316,7 +321,10 @@ def test_resnet50_vs_resnet101(browser, tmp_path):
         assert details.locator(".new").inner_text() == "conv4_block23_out"
         report.screenshot("html-resnet50-vs-resnet101-changed-layer.png")
         # The 170 added layers are one green box; a click expands them.
+        report.page.keyboard.press("Escape")
+        report.page.click("#zoom-fit")  # the whole graph in view
         report.page.locator(".pane:nth-child(2) .node.run.st-added").click()
+        report.settle()
         report.page.wait_for_selector(".pane:nth-child(2) .node.st-added >> text=conv4_block23_out")
         report.page.click("#view-toggle [data-view=merged]")
         report.settle()

@@ -510,6 +510,10 @@
     if (pane.k < 0.6) pane.k = 0.9;
     pane.x = r.width / 2 - n.x * pane.k;
     pane.y = r.height / 2 - n.y * pane.k;
+    // No empty band above the graph's top or below its bottom just to centre a layer.
+    var h = pane.vg ? pane.vg.height * pane.k : 0;
+    if (h > r.height) pane.y = Math.max(r.height - h, Math.min(0, pane.y));
+    else pane.y = 0;
     applyTransform(pane);
   }
 
@@ -842,7 +846,7 @@
       var name = (b || a)[0];
       var ta = a ? shapeText(a[1]) + (a[2] !== "float32" ? " " + a[2] : "") + (a[3] === false ? " (frozen)" : "") : "—";
       var tb = b ? shapeText(b[1]) + (b[2] !== "float32" ? " " + b[2] : "") + (b[3] === false ? " (frozen)" : "") : "—";
-      var cls = !a ? "add" : !b ? "rem" : (ta !== tb ? "chg" : "");
+      var cls = !IS_DIFF || !la || !lb ? "" : !a ? "add" : !b ? "rem" : (ta !== tb ? "chg" : "");
       if (!IS_DIFF || !la || !lb) rows.push('<tr class="' + cls + '"><th>' + esc(name) + "</th><td>" + esc(b ? tb : ta) + "</td></tr>");
       else rows.push('<tr class="' + cls + '"><th>' + esc(name) + "</th><td>" + esc(ta) + "</td><td>" + esc(tb) + "</td></tr>");
     });
@@ -941,7 +945,7 @@
           h.push('<tr class="rem"><th>' + esc(c.path) + "</th><td>" + oldNew(c) + "</td></tr>");
       });
       h.push("</tbody></table>");
-      h.push('<div class="muted" style="margin-top:4px;font-size:11px">Config without serialization noise (as the diff compares it).</div>');
+      h.push('<div class="muted small">Config without serialization noise' + (IS_DIFF ? " (as the diff compares it)." : ".") + "</div>");
     }
 
     var r = itemRun[k];
@@ -1009,8 +1013,12 @@
     h.push("<h2>Summary</h2>");
     h.push('<div class="verdict"><span class="badge ' + esc(R.classification) + '">' + esc(R.classification) + '</span><span class="exit" data-count="exit_code" data-value="' + R.exit_code + '">exit code ' + R.exit_code + "</span></div>");
     if (others.length) h.push('<div class="kinds">also: ' + others.map(esc).join(", ") + "</div>");
-    h.push('<div class="files"><span class="tag a">A</span><span class="f">' + esc(R.a.path) + "<small>" + esc(sourceText(R.a)) + '</small></span>' +
-      '<span class="tag b">B</span><span class="f">' + esc(R.b.path) + "<small>" + esc(sourceText(R.b)) + "</small></span></div>");
+    function fileCell(info) {
+      var parts = String(info.path).split(/[\\/]/), base = parts.pop(), dir = parts.join("/");
+      return '<span class="f" title="' + esc(info.path) + '">' + esc(base) + "<small>" + esc(sourceText(info)) + "</small>" +
+        (dir ? '<small class="dir">' + esc(dir) + "</small>" : "") + "</span>";
+    }
+    h.push('<div class="files"><span class="tag a">A</span>' + fileCell(R.a) + '<span class="tag b">B</span>' + fileCell(R.b) + "</div>");
     h.push("<h2>Layers</h2>");
     h.push('<div class="tiles">' +
       tile("matched", S.matched, "matched") + tile("changed", S.changed, "changed") + tile("renamed", S.renamed, "renamed") +
