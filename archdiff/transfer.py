@@ -629,16 +629,25 @@ def _itemsize(dtype: str) -> int:
         return 0
 
 
-def _cast_kind(src: str, tgt: str) -> str:
-    """"same", "safe" (lossless) or "lossy"."""
+def _numeric(dtype: str) -> bool:
     import numpy as np
 
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        return False
+    return d.kind in "biufc" and not d.hasobject
+
+
+def _cast_kind(src: str, tgt: str) -> str:
+    """"same", "safe" (lossless), "lossy", or "invalid" (not numbers: strings, objects ...)."""
+    import numpy as np
+
+    if not (_numeric(src) and _numeric(tgt)):
+        return "invalid"
     if src == tgt:
         return "same"
-    try:
-        return "safe" if np.can_cast(np.dtype(src), np.dtype(tgt), "safe") else "lossy"
-    except TypeError:
-        return "lossy"
+    return "safe" if np.can_cast(np.dtype(src), np.dtype(tgt), "safe") else "lossy"
 
 
 def _plan_layer(t: _Unit, claim: _Claim, options: TransferOptions) -> tuple[LayerTransfer, list[str]]:
@@ -659,7 +668,10 @@ def _plan_layer(t: _Unit, claim: _Claim, options: TransferOptions) -> tuple[Laye
                 why = f"shape {_shape(sw.shape)} in the source, {_shape(tw.shape)} in the target"
             else:
                 kind = _cast_kind(sw.dtype, tw.dtype)
-                if kind == "safe":
+                if kind == "invalid":
+                    why = (f"dtype {sw.dtype} in the source, {tw.dtype} in the target: weights are numbers, "
+                           "and one of these is not a numeric dtype")
+                elif kind == "safe":
                     action = "cast"
                 elif kind == "lossy":
                     if options.allow_cast:
@@ -762,13 +774,13 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
     tgt_arch = target if isinstance(target, Architecture) else load(target, infer_shapes=_needs_names(target))
     src_info, tgt_info = _describe(src_arch), _describe(tgt_arch)
     weight_formats = WEIGHT_FILE_FORMATS + ("keras", "weights.json")
-    if src_arch.source.format not in weight_formats or not src_arch.has_weights:
+    if src_arch.source.format not in weight_formats or not _stored(src_arch):
         raise InputError(f"the source holds no weights ({src_info.description})", path=src_info.path,
                          hint="give a file with weights: .keras, .h5, .weights.h5 or .weights.json")
     if tgt_arch.source.format == "weights.json":
         raise UsageError("writing sharded weights is not supported", path=tgt_info.path,
                          hint="give the target as .keras or an unsharded .weights.h5")
-    if tgt_arch.source.format not in weight_formats or not tgt_arch.has_weights:
+    if tgt_arch.source.format not in weight_formats or not _stored(tgt_arch):
         raise UsageError(f"the target holds no weights to write into ({tgt_info.description})", path=tgt_info.path,
                          hint="give the target model as .keras, or its weights as .weights.h5 or .h5 "
                               "(save the freshly built model first)")
@@ -831,6 +843,11 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
                      "are known by Keras' auto names (dense_1 ...), which rarely match")
     return TransferPlan(src_info, tgt_info, options, tuple(layers), tuple(unused), tuple(problems), tuple(notes),
                         source_files=_shards(src_arch))
+
+
+def _stored(arch: Architecture) -> bool:
+    """Whether the file stores weights (specs inferred from a config alone have no dataset)."""
+    return arch.has_weights and any(w.location for layer in arch.layers for w in layer.weights or ())
 
 
 def _needs_names(path) -> bool:

@@ -716,3 +716,26 @@ def test_keras2_weights_only_files_pair_deeply_nested_layers_by_top_model_and_na
     with h5py.File(out) as f:
         np.testing.assert_array_equal(f["layers/functional/layers/functional/layers/conv2d/vars/0"][()], k)
         np.testing.assert_array_equal(f["layers/functional/layers/functional/layers/conv2d/vars/1"][()], b)
+
+
+def test_non_numeric_datasets_never_receive_weights(tmp_path):
+    source = write_k3(tmp_path / "s.weights.h5", {"d": rng_arrays(1, (2,))})
+    target = tmp_path / "t.weights.h5"
+    with h5py.File(target, "w") as f:
+        group = f.create_group("layers/dense/vars")
+        group.attrs["name"] = "d"
+        group.create_dataset("0", data=np.array(["a", "b"], dtype=object), dtype=h5py.string_dtype())
+    plan = plan_transfer(source, target)
+    assert plan.return_code == 2 and "not a numeric dtype" in plan.problems[0]
+
+
+def test_a_keras_file_without_weights_is_refused(tmp_path):
+    bare = tmp_path / "bare.keras"
+    with zipfile.ZipFile(K3 / "nested.keras") as zf, zipfile.ZipFile(bare, "w") as out:
+        for info in zf.infolist():
+            if info.filename != "model.weights.h5":
+                out.writestr(info, zf.read(info))
+    with pytest.raises(Exception, match="source holds no weights"):
+        plan_transfer(bare, K3 / "nested.weights.h5")
+    with pytest.raises(UsageError, match="no weights to write into"):
+        plan_transfer(K3 / "nested.weights.h5", bare)
