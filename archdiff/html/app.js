@@ -39,7 +39,7 @@
     else if (typeof v === "string") t = v;
     else if (typeof v === "object" && !Array.isArray(v) && v.shape && Object.keys(v).length === 2 && "dtype" in v)
       t = shapeText(v.shape) + " " + v.dtype;
-    else t = JSON.stringify(v);
+    else return prettyValue(v, limit);
     return t.length > limit ? t.slice(0, limit - 1) + "…" : t;
   }
   function el(tag, cls, html) {
