@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-light bench fixtures clean
+.PHONY: install demo test test-light bench fixtures clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	bash scripts/demo.sh
 
-## Every test, TensorFlow ones included.
-test: $(STAMP)
+CHROMIUM ?= /usr/bin/chromium
+## Headless Chromium for the browser tests (Debian's package; Playwright drives it).
+chromium:
+	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core)
+
+## Every test, TensorFlow and browser ones included.
+test: $(STAMP) chromium
 	$(PY) -m pytest -q -p no:cacheprovider
 
 ## Only the tests that need no TensorFlow.
