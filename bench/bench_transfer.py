@@ -16,15 +16,15 @@ Rows (fresh processes, same run):
 from __future__ import annotations
 
 import os
+import resource
+import statistics
 import subprocess
 import tempfile
 import textwrap
 import time
 from pathlib import Path
 
-import statistics
-
-from .common import CACHE, ENV, PYTHON, archdiff_argv, row, run_python, time_python
+from .common import CACHE, ENV, PYTHON, archdiff_argv, row, run_python
 
 #: The Keras 2 user's target: ResNet50's body with a new 10-class head.
 _K2_TARGET = """
@@ -81,18 +81,33 @@ def _raw_copy_code(src: Path, dst: Path) -> str:
     """
 
 
-def _time_transfer(argv: list[str], *, repeat: int = 5, warmup: int = 1) -> float:
-    """Median wall time of a fresh ``archdiff transfer``; exit 1 (layers kept) is a success here."""
-    times = []
+def _measure(argv: list[str], *, repeat: int = 5, warmup: int = 1) -> tuple[float, float]:
+    """Medians of wall time and CPU time (user + sys) of a fresh process.
+
+    Exit 1 (some layers kept their weights) is a success for a transfer. CPU time
+    is reported beside wall time because it moves less when the machine is busy.
+    """
+    walls, cpus = [], []
     for i in range(warmup + repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run(argv, env=ENV, capture_output=True)
         took = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode not in (0, 1):
             raise RuntimeError(f"{argv} failed: {done.stderr.decode()[-2000:]}")
         if i >= warmup:
-            times.append(took)
-    return statistics.median(times)
+            walls.append(took)
+            cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def _python(code: str) -> list[str]:
+    return [PYTHON, "-c", textwrap.dedent(code)]
+
+
+def _cpu_note(ours: float, baseline: float) -> str:
+    return f"CPU (user+sys): archdiff {ours:.2f} s, baseline {baseline:.2f} s, ratio {baseline / ours:.2f}"
 
 
 def _peak(argv: list[str]) -> tuple[float, int]:
@@ -117,23 +132,24 @@ def run() -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="archdiff-bench-", dir=CACHE) as tmp:
         work = Path(tmp)
-        out_h5 = work / "out.h5"
-        ours = _time_transfer(archdiff_argv("transfer", str(source), str(target), "-o", str(out_h5),
-                                          "--skip-mismatch"), repeat=5)
-        keras2 = time_python(textwrap.dedent(_K2_TARGET) + (
+        ours, ours_cpu = _measure(archdiff_argv("transfer", str(source), str(target), "-o", str(work / "out.h5"),
+                                                "--skip-mismatch"))
+        keras2, keras2_cpu = _measure(_python(textwrap.dedent(_K2_TARGET) + (
             f"model.load_weights({str(source)!r}, by_name=True, skip_mismatch=True)\n"
-            f"model.save_weights({str(work / 'keras2_out.h5')!r}, save_format='h5')\n"), repeat=3)
+            f"model.save_weights({str(work / 'keras2_out.h5')!r}, save_format='h5')\n")), repeat=3)
         size = source.stat().st_size
         rows.append(row(f"transfer ResNet50 Keras 2 .h5 ({size / 2**20:.0f} MB) -> new-head weights .h5",
                         ours, "tf-keras build + load_weights(by_name, skip_mismatch) + save_weights", keras2,
-                        target=">= 5x faster"))
-        raw = time_python(_raw_copy_code(source, work / "raw.h5"), repeat=5)
+                        target=">= 5x faster", note=_cpu_note(ours_cpu, keras2_cpu)))
+        raw, raw_cpu = _measure(_python(_raw_copy_code(source, work / "raw.h5")))
         rows.append(row("transfer ResNet50 Keras 2 .h5 -> new-head weights .h5", ours,
-                        "raw h5py copy of every dataset", raw, target="within 2x (speedup >= 0.5)"))
-        ours_keras = _time_transfer(archdiff_argv("transfer", str(source), str(keras_target), "-o",
-                                                str(work / "out.keras"), "--skip-mismatch"), repeat=5)
+                        "raw h5py copy of every dataset", raw, target="within 2x (speedup >= 0.5)",
+                        note=_cpu_note(ours_cpu, raw_cpu)))
+        ours_keras, ours_keras_cpu = _measure(archdiff_argv("transfer", str(source), str(keras_target), "-o",
+                                                            str(work / "out.keras"), "--skip-mismatch"))
         rows.append(row("transfer ResNet50 Keras 2 .h5 -> Keras 3 .keras with a new head", ours_keras,
-                        "raw h5py copy of every dataset", raw, note="Keras 3 has no by-name loading to compare"))
+                        "raw h5py copy of every dataset", raw,
+                        note="Keras 3 has no by-name loading to compare; " + _cpu_note(ours_keras_cpu, raw_cpu)))
     if os.environ.get("ARCHDIFF_BENCH_BIG") == "1":
         rows.append(big_row())
     return rows
