@@ -535,6 +535,7 @@ class _Differ:
         self.ignored = 0
         self.noise = 0
         self.notes: list[str] = []
+        self.consumer_cache: dict[int, dict[str, list[str]]] = {}
 
     def run(self) -> ArchDiff:
         a, b, options = self.a, self.b, self.options
@@ -687,10 +688,9 @@ class _Differ:
         return LayerEntry(layer.path, layer.name, layer.class_name, layer.index, layer.depth, arch.params(layer),
                           tuple(inputs), tuple(outputs))
 
-    _consumer_cache: dict
-
     def _consumers(self, arch: Architecture) -> dict[str, list[str]]:
-        cache = self.__dict__.setdefault("_consumer_cache", {})
+        """Layer path -> the paths of the layers it feeds (built once per model)."""
+        cache = self.consumer_cache
         key = id(arch)
         if key not in cache:
             out: dict[str, list[str]] = {}

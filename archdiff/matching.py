@@ -44,6 +44,8 @@ HOW = ("name", "parent", "signature", "neighbours", "order")
 #: Work budget of one order alignment (Myers); past it, equal labels pair greedily in order.
 _LCS_CELLS = 4_000_000
 _IMPLICIT = "\0implicit-input"
+#: Drift across an edited layer only where the next layers agree (see _ScopeRenames._compatible).
+GUARDED = "guarded"
 
 
 @dataclass(frozen=True)
@@ -311,16 +313,18 @@ class _ScopeRenames:
     def run(self) -> None:
         queue = [(x, self.m.ab[x]) for x in self.kids_a if x in self.m.ab]
         if self.topology:
-            self.propagate(queue)
+            # Until the order step, propagation crosses an edited auto-named layer only when
+            # the layers beyond it agree and nothing suggests an insertion ("guarded").
+            self.propagate(queue, drift=GUARDED)
             # Cheap anchors first (a class, then a class + config, unique in both models),
             # so that the WL labels below are computed only for what propagation missed.
-            self.propagate(self.unique_classes())
-            self.propagate(self.signatures(rounds=0))
+            self.propagate(self.unique_classes(), drift=GUARDED)
+            self.propagate(self.signatures(rounds=0), drift=GUARDED)
             for _ in range(3):
                 made = self.signatures(rounds=2)
                 if not made:
                     break
-                self.propagate(made)
+                self.propagate(made, drift=GUARDED)
         made = self.order()
         if self.topology:
             self.propagate(made)
@@ -331,29 +335,70 @@ class _ScopeRenames:
                 self.propagate(made, drift=True)
                 made = self.drift()
 
-    def _compatible(self, x: str, y: str, drift: bool = True) -> str | None:
+    def _compatible(self, x: str, y: str, drift: bool | str = True, onward: str | None = None) -> str | None:
         """Whether two neighbours of a pair may pair: "same" (class and config), "drift", or None.
 
         "drift": both are Keras auto names of the same class and only the config
         differs: auto-name drift combined with an edit. A deliberate name is
-        never paired with a different config (that is a replacement).
+        never paired with a different config (that is a replacement). With
+        ``drift=GUARDED`` the layers one step further on (``onward``: "outs" or
+        "ins", away from the pair we came from) must agree, and neither may
+        look like the other's successor (which would mean an insertion).
         """
+        if self._same(x, y):
+            return "same"
         lx, ly = self.A.by_path[x], self.B.by_path[y]
-        if (self.topology and lx.class_name == ly.class_name and not lx.is_model
-                and _same_but_name(lx.config, ly.config)):
-            return "same"
-        if self.A.sig(x) == self.B.sig(y):
-            return "same"
         if (drift and self.topology and class_of(lx) == class_of(ly) and is_auto_name(lx.name, lx.class_name)
                 and is_auto_name(ly.name, ly.class_name)):
+            if drift is GUARDED and not self._drift_guard(x, y, onward):
+                return None
             return "drift"
         return None
 
-    def propagate(self, queue: list[tuple[str, str]], drift: bool = False) -> None:
+    def _same(self, x: str, y: str) -> bool:
+        """Same class and config (name aside): raw equality first, the normalized signature if not."""
+        lx, ly = self.A.by_path[x], self.B.by_path[y]
+        if (self.topology and lx.class_name == ly.class_name and not lx.is_model
+                and _same_but_name(lx.config, ly.config)):
+            return True
+        return self.A.sig(x) == self.B.sig(y)
+
+    def _drift_guard(self, x: str, y: str, onward: str | None) -> bool:
+        A, B = self.A, self.B
+        if onward == "outs":
+            next_a = [(c, p, q) for c, p, q in A.outs(x)]
+            next_b = [(c, p, q) for c, p, q in B.outs(y)]
+        elif onward == "ins":
+            next_a = [e for e in A.ins(x) if e[2] is not _IMPLICIT]
+            next_b = [e for e in B.ins(y) if e[2] is not _IMPLICIT]
+        else:
+            return False
+        # y followed by a twin of x (or x by a twin of y): an inserted (removed) layer, not an edit.
+        cx, cy = class_of(A.by_path[x]), class_of(B.by_path[y])
+        for _, _, q in next_b:
+            if class_of(B.by_path[q]) == cx and A.sig(x) == B.sig(q):
+                return False
+        for _, _, q in next_a:
+            if class_of(A.by_path[q]) == cy and A.sig(q) == B.sig(y):
+                return False
+        if not next_a and not next_b:
+            return True
+        # Several consumers can take the tensor at the same slot: compare every one with every one.
+        slots_b: dict[tuple[int, int], list[str]] = defaultdict(list)
+        for c, p, q in next_b:
+            slots_b[(c, p)].append(q)
+        for c, p, q in next_a:
+            for q2 in slots_b.get((c, p), ()):
+                if self.m.ab.get(q) == q2 or self._same(q, q2):
+                    return True
+        return False
+
+    def propagate(self, queue: list[tuple[str, str]], drift: bool | str = False) -> None:
         """Step 2: from each pair to the unpaired neighbours at the same slots.
 
         With ``drift``, auto-named neighbours of the same class pair even when
-        their configs differ (where exactly one candidate sits at the slot).
+        their configs differ (where exactly one candidate sits at the slot);
+        ``GUARDED`` asks for agreement one step further on (see ``_compatible``).
         """
         A, B, ab, ba = self.A, self.B, self.m.ab, self.m.ba
         in_a, in_b = self.in_a, self.in_b
@@ -369,7 +414,7 @@ class _ScopeRenames:
                 py = ins_b.get((c, p))
                 if py is None or py is _IMPLICIT or py in ba or py not in in_b:
                     continue
-                if self._compatible(px, py, drift):
+                if self._compatible(px, py, drift, "ins"):
                     self.link(px, py, "neighbours",
                               [f"feeds the matched layer '{x}' -> '{y}' at the same input"], queue)
             # Consumers at the same slot, unique by signature (else by class, for auto names) on both sides.
@@ -382,27 +427,29 @@ class _ScopeRenames:
             reason = [f"takes its input from the matched layer '{x}' -> '{y}'"]
             if len(outs_a) == 1 and len(outs_b) == 1:
                 (ca, pa_, qx), (cb, pb_, qy) = outs_a[0], outs_b[0]
-                if (ca, pa_) == (cb, pb_) and self._compatible(qx, qy, drift):
+                if (ca, pa_) == (cb, pb_) and self._compatible(qx, qy, drift, "outs"):
                     self.link(qx, qy, "neighbours", reason, queue)
                 continue
-            groups_a = _group(outs_a, lambda e: (e[0], e[1], A.sig(e[2])))
-            groups_b = _group(outs_b, lambda e: (e[0], e[1], B.sig(e[2])))
-            for key, items in groups_a.items():
-                other = groups_b.get(key)
-                if len(items) == 1 and other is not None and len(other) == 1:
+            # By slot and class first (cheap); a class that occurs more than once at a slot
+            # is told apart by signature, exact matches only.
+            by_class_a = _group(outs_a, lambda e: (e[0], e[1], class_of(A.by_path[e[2]])))
+            by_class_b = _group(outs_b, lambda e: (e[0], e[1], class_of(B.by_path[e[2]])))
+            for key, items in by_class_a.items():
+                other = by_class_b.get(key)
+                if other is None:
+                    continue
+                if len(items) == 1 and len(other) == 1:
                     qx, qy = items[0][2], other[0][2]
-                    if qx not in ab and qy not in ba:
+                    if self._compatible(qx, qy, drift, "outs"):
                         self.link(qx, qy, "neighbours", reason, queue)
-            rest_a = [e for e in outs_a if e[2] not in ab]
-            rest_b = [e for e in outs_b if e[2] not in ba]
-            if drift and rest_a and rest_b:
-                by_class_a = _group(rest_a, lambda e: (e[0], e[1], class_of(A.by_path[e[2]])))
-                by_class_b = _group(rest_b, lambda e: (e[0], e[1], class_of(B.by_path[e[2]])))
-                for key, items in by_class_a.items():
-                    other = by_class_b.get(key)
-                    if len(items) == 1 and other is not None and len(other) == 1:
-                        qx, qy = items[0][2], other[0][2]
-                        if qx not in ab and qy not in ba and self._compatible(qx, qy):
+                    continue
+                groups_a = _group(items, lambda e: A.sig(e[2]))
+                groups_b = _group(other, lambda e: B.sig(e[2]))
+                for sig, xs in groups_a.items():
+                    ys = groups_b.get(sig)
+                    if len(xs) == 1 and ys is not None and len(ys) == 1:
+                        qx, qy = xs[0][2], ys[0][2]
+                        if qx not in ab and qy not in ba:
                             self.link(qx, qy, "neighbours", reason, queue)
 
     def unique_classes(self) -> list[tuple[str, str]]:
@@ -422,32 +469,33 @@ class _ScopeRenames:
 
     def _labels(self, side: _Side, free: list[str], partner, rounds: int) -> list[dict]:
         """WL-style labels: round 0 is the signature; a paired neighbour is labelled by its pair."""
-        free_set = set(free)
         label0 = {p: side.sig(p) for p in free}
-        out = [label0]
-        current = label0
+        out: list[dict] = [label0]
+        if not rounds:
+            return out
+        current = {p: hash(s) for p, s in label0.items()}
         # Neighbours outside the free set keep one label through the rounds.
-        fixed: dict[str, object] = {}
-
-        def lab(n: str):
-            if n in free_set:
-                return current[n]
-            hit = fixed.get(n)
-            if hit is None:
+        fixed: dict[str, int] = {}
+        for n in {n for p in free for _, _, n in (*side.ins(p), *side.outs(p))}:
+            if n not in current:
                 if n is _IMPLICIT:
-                    hit = "i"
+                    fixed[n] = hash("i")
                 else:
                     mate = partner.get(n)
-                    hit = ("m", mate) if mate is not None else "x"  # paired, or outside the scope
-                fixed[n] = hit
-            return hit
-
+                    fixed[n] = hash(("m", mate)) if mate is not None else hash("x")  # paired / outside the scope
+        ins = {p: side.ins(p) for p in free}
+        outs = {p: side.outs(p) for p in free}
         for _ in range(rounds):
+            labels = {**fixed, **current}
             nxt = {}
             for p in free:
-                ins = tuple(sorted((c, q, hash(lab(n))) for c, q, n in side.ins(p)))
-                outs = tuple(sorted((c, q, hash(lab(n))) for c, q, n in side.outs(p)))
-                nxt[p] = hash((current[p], ins, outs))
+                i = ins[p]
+                o = outs[p]
+                ki = ((i[0][0], i[0][1], labels[i[0][2]]),) if len(i) == 1 else \
+                    tuple(sorted((c, q, labels[n]) for c, q, n in i))
+                ko = ((o[0][0], o[0][1], labels[o[0][2]]),) if len(o) == 1 else \
+                    tuple(sorted((c, q, labels[n]) for c, q, n in o))
+                nxt[p] = hash((current[p], ki, ko))
             out.append(nxt)
             current = nxt
         return out
