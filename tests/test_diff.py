@@ -234,6 +234,21 @@ def test_fail_on_semantics():
     assert not fails(KINDS, ("none",))
 
 
+def test_cli_fail_on_choices_match_the_engine():
+    from archdiff.commands.diff import FAIL_ON_CHOICES
+    from archdiff.diff import FAIL_ON_SPECIAL
+
+    assert FAIL_ON_CHOICES == (*FAIL_ON_SPECIAL, *KINDS)
+
+
+def test_building_the_parser_does_not_import_the_diff_engine():
+    import subprocess
+    import sys
+
+    code = "import sys, archdiff.cli as c; c.build_parser(); print('archdiff.diff' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
 def test_bad_fail_on_is_a_usage_error():
     with pytest.raises(UsageError, match="not a kind"):
         DiffOptions(fail_on=("breaking",))

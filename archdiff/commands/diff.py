@@ -9,13 +9,17 @@ from ..output import refuse_overwriting_inputs, write_text
 from ..textfmt import use_colour
 from .common import dump_json, emit, factory_kwargs
 
+#: ``--fail-on`` values: archdiff.diff.FAIL_ON_SPECIAL + archdiff.diff.KINDS.
+FAIL_ON_CHOICES = ("any", "none", "cosmetic", "weights-compatible", "weights-breaking", "interface-changing",
+                   "topology-changing")
 #: What ``archdiff gate`` fails on when neither --fail-on nor a policy says otherwise.
 GATE_DEFAULT_FAIL_ON = ("weights-breaking", "interface-changing")
 
 
 def _add_diff_options(p) -> None:
-    from ..diff import FAIL_ON_SPECIAL, KINDS
-
+    # Spelled out rather than imported: building the parser must not import the diff engine
+    # (every command pays for it); tests/test_diff.py checks these equal archdiff.diff's.
+    kinds = FAIL_ON_CHOICES
     p.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text",
                    help="text (git-diff-like), json (schema: archdiff/schemas/diff.schema.json), markdown "
                         "(a pull-request comment) or html (a self-contained page with the graphs; needs -o)")
@@ -28,7 +32,7 @@ def _add_diff_options(p) -> None:
     p.add_argument("--no-renames", dest="detect_renames", action="store_false",
                    help="match layers by name only (no rename detection)")
     p.add_argument("--fail-on", action="append", default=[], metavar="KIND",
-                   help=f"exit 1 only if the diff has one of these kinds: {', '.join((*FAIL_ON_SPECIAL, *KINDS))} "
+                   help=f"exit 1 only if the diff has one of these kinds: {', '.join(kinds)} "
                         "(repeatable or comma-separated; default: any)")
     p.add_argument("--policy", metavar="FILE", help="a YAML policy to gate on (see docs/diff.md)")
     p.add_argument("--full", action="store_true", help="text: list unchanged layers and long runs in full")
