@@ -88,13 +88,14 @@ class DatasetIndex:
         return self.kinds.get(location.strip("/")) == "dataset"
 
     def dataset(self, location: str):
+        """The dataset's low-level id (``shape``, ``dtype``, ``read``, ``write``): cheaper than h5py.Dataset."""
         key = location.strip("/")
         kind = self.kinds.get(key)
         if kind != "dataset":
             raise InputError(f"'{location}' is {'not a dataset' if kind else 'missing'}", path=self.where)
         try:
             h5py = h5._h5py()
-            return h5py.Dataset(h5py.h5d.open(self.file.id, key.encode("utf-8")))
+            return h5py.h5d.open(self.file.id, key.encode("utf-8"))
         except (KeyError, OSError, ValueError, RuntimeError) as exc:
             raise InputError(f"cannot open the dataset '{location}' ({exc})", path=self.where) from None
 
@@ -105,14 +106,22 @@ def _plain(dtype) -> bool:
     return dtype.kind in "biufc" and not dtype.hasobject
 
 
-def _whole(ds, shape, dtype):
+def _ids(ds):
+    """(low-level id, high-level Dataset maker) for an h5py Dataset or DatasetID."""
+    h5py = h5._h5py()
+    if isinstance(ds, h5py.Dataset):
+        return ds.id, lambda: ds
+    return ds, lambda: h5py.Dataset(ds)
+
+
+def _whole(did, shape, dtype):
     """The whole dataset in one read (small tensors: most of a model)."""
     import numpy as np
 
     buf = np.empty(shape, dtype=dtype)
     if buf.size:
         h5py = h5._h5py()
-        ds.id.read(h5py.h5s.ALL, h5py.h5s.ALL, buf)
+        did.read(h5py.h5s.ALL, h5py.h5s.ALL, buf)
     return buf
 
 
@@ -200,20 +209,23 @@ def copy_dataset(src, dst, *, dtype=None, progress: Callable[[int], None] | None
     import numpy as np
 
     hashing = checksums or _Inline()
-    src_dtype = src.dtype
-    dtype = np.dtype(dtype if dtype is not None else dst.dtype)
+    src_id, src_high = _ids(src)
+    dst_id, dst_high = _ids(dst)
+    src_dtype = src_id.dtype
+    dtype = np.dtype(dtype if dtype is not None else dst_id.dtype)
     hasher = hashing.start()
-    shape = tuple(src.shape or ())
+    shape = tuple(src_id.shape or ())
     itemsize = max(src_dtype.itemsize, dtype.itemsize)
     if _size(shape) * itemsize <= BLOCK_BYTES and _plain(src_dtype) and _plain(dtype):
-        block = np.ascontiguousarray(_whole(src, shape, src_dtype).astype(dtype, copy=False))
+        block = np.ascontiguousarray(_whole(src_id, shape, src_dtype).astype(dtype, copy=False))
         if block.size:
             h5py = h5._h5py()
-            dst.id.write(h5py.h5s.ALL, h5py.h5s.ALL, block)
+            dst_id.write(h5py.h5s.ALL, h5py.h5s.ALL, block)
         hashing.update(hasher, block)
         if progress is not None:
             progress(block.nbytes)
     else:
+        src, dst = src_high(), dst_high()
         for sel in blocks(shape, itemsize):
             block = src[sel] if sel else src[()]
             block = np.ascontiguousarray(np.asarray(block).astype(dtype, copy=False))
@@ -234,14 +246,16 @@ def checksum_dataset(ds, *, progress: Callable[[int], None] | None = None, check
 
     hashing = checksums or _Inline()
     hasher = hashing.start()
-    dtype = ds.dtype
-    shape = tuple(ds.shape or ())
+    did, high = _ids(ds)
+    dtype = did.dtype
+    shape = tuple(did.shape or ())
     if _size(shape) * dtype.itemsize <= BLOCK_BYTES and _plain(dtype):
-        block = _whole(ds, shape, dtype)
+        block = _whole(did, shape, dtype)
         hashing.update(hasher, block)
         if progress is not None:
             progress(block.nbytes)
     else:
+        ds = high()
         for sel in blocks(shape, dtype.itemsize):
             block = np.ascontiguousarray(ds[sel] if sel else ds[()])
             hashing.update(hasher, block)
@@ -269,9 +283,10 @@ def raw_data_ranges(datasets) -> list[tuple[int, int]]:
     """
     ranges = []
     for ds in datasets:
+        did, _ = _ids(ds)
         try:
-            offset = ds.id.get_offset()
-            size = ds.id.get_storage_size()
+            offset = did.get_offset()
+            size = did.get_storage_size()
         except (OSError, RuntimeError, ValueError):
             continue
         if offset is not None and size:
