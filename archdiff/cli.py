@@ -16,7 +16,26 @@ from .errors import ArchdiffError
 COMMAND_MODULES = ("layers", "export", "diff", "textconv", "git_config", "transfer", "validate")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _wanted(argv: list[str] | None) -> tuple[str, ...]:
+    """The command modules this run needs: only the named command's, else all (for help)."""
+    args = sys.argv[1:] if argv is None else argv
+    first = next((a for a in args if not a.startswith("-")), None)
+    if first is not None:
+        name = first.replace("-", "_")
+        if name in COMMAND_MODULES:
+            return (name,)
+        for module in COMMAND_MODULES:  # commands that share a module (summary is in layers)
+            if name in _ALIASES.get(module, ()):
+                return (module,)
+    return COMMAND_MODULES
+
+
+#: Commands registered by a module whose name differs from theirs.
+_ALIASES = {"layers": ("summary",), "diff": ("gate",)}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the named command's module is imported."""
     from . import __version__
 
     parser = argparse.ArgumentParser(
@@ -27,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
+    for name in _wanted(argv) if argv is not None else COMMAND_MODULES:
         try:
             module = importlib.import_module(f".commands.{name}", __package__)
         except ModuleNotFoundError as exc:
@@ -43,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)

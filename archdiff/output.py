@@ -40,8 +40,8 @@ def atomic_path(target: str, *, suffix: str = "") -> Iterator[str]:
     except OSError as exc:
         raise OutputError(f"cannot write in '{folder}' ({exc.strerror})", path=target,
                           hint="check the folder's permissions and free space") from None
-    os.close(fd)
     try:
+        os.close(fd)
         yield tmp
         # mkstemp makes the file private; give it the mode a plain open() would.
         umask = os.umask(0)
