@@ -7,15 +7,30 @@ model needs more.
 """
 from __future__ import annotations
 
-#: Bytes read from one text member of a .keras zip (config.json, metadata.json)
-#: or from a .json / .yaml file.
-MAX_CONFIG_BYTES = 256 * 1024 * 1024
+#: Bytes read from one text member of a .keras zip (config.json, metadata.json),
+#: from a .json / .yaml file, or from one HDF5 attribute (model_config). The
+#: largest Keras application's config is about 2 MB; parsed, a hostile config
+#: can take about 25 times its size in memory, so this also bounds memory.
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
 #: Bytes a compressed zip member may inflate to when it must be copied out.
 MAX_ZIP_MEMBER_BYTES = 64 * 1024 * 1024 * 1024
+#: A compressed zip member that declares more than ZIP_BOMB_FLOOR_BYTES and
+#: more than ZIP_MAX_EXPANSION times its compressed size is a decompression
+#: bomb (Keras stores members uncompressed; deflate cannot exceed ~1032:1).
+ZIP_BOMB_FLOOR_BYTES = 256 * 1024 * 1024
+ZIP_MAX_EXPANSION = 100
 #: Members in a .keras zip.
 MAX_ZIP_MEMBERS = 100_000
-#: Nesting depth of JSON / YAML documents.
+#: Nesting depth of JSON / YAML documents (a model nested in a model adds about
+#: three levels; Python code that walks a config recursively stays well inside
+#: the interpreter's recursion limit).
 MAX_DOCUMENT_DEPTH = 200
-#: Nodes (mappings, sequences, scalars) a YAML document may expand to, anchors
-#: included: stops "billion laughs".
-MAX_YAML_NODES = 5_000_000
+#: Nodes (mappings, sequences, scalars) a YAML document may hold, and may
+#: expand to with anchors and aliases: stops "billion laughs", and bounds the
+#: memory PyYAML spends on the document (about 300 bytes a node).
+MAX_YAML_NODES = 1_000_000
+#: An HDF5 dataset that declares more than DATASET_BOMB_FLOOR_BYTES and more
+#: than DATASET_MAX_EXPANSION times the bytes it stores (a huge shape with
+#: nothing allocated, or a compression bomb) is refused, as Keras refuses it.
+DATASET_BOMB_FLOOR_BYTES = 256 * 1024 * 1024
+DATASET_MAX_EXPANSION = 1000
