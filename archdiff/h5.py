@@ -19,14 +19,17 @@ import io
 import os
 import re
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
 from .errors import InputError, LimitExceededError, UnsafeInputError
+from .limits import (DATASET_BOMB_FLOOR_BYTES, DATASET_MAX_EXPANSION, MAX_CONFIG_BYTES, MAX_ZIP_MEMBER_BYTES,
+                     ZIP_BOMB_FLOOR_BYTES, ZIP_MAX_EXPANSION)
 
 #: Largest attribute archdiff reads (model_config, layer_names ...), in bytes.
-MAX_ATTR_BYTES = 256 * 1024 * 1024
+MAX_ATTR_BYTES = MAX_CONFIG_BYTES
 #: Deepest group nesting walked in a Keras 3 weights file.
 MAX_GROUP_DEPTH = 64
 #: Most groups and datasets walked in one file.
@@ -130,6 +133,7 @@ def open_h5(source, *, where: str) -> Iterator:
 def open_zip_member_h5(zip_path: str, zf: zipfile.ZipFile, member: str, *, where: str) -> Iterator:
     """Open an HDF5 member of a zip: in place when stored, else via a bounded temp copy."""
     info = zf.getinfo(member)
+    check_zip_member(info, where=where)
     if info.compress_type == zipfile.ZIP_STORED:
         raw = open(zip_path, "rb")
         try:
@@ -141,13 +145,16 @@ def open_zip_member_h5(zip_path: str, zf: zipfile.ZipFile, member: str, *, where
         return
     import tempfile
 
-    from .limits import MAX_ZIP_MEMBER_BYTES
-
     if info.file_size > MAX_ZIP_MEMBER_BYTES:
         raise LimitExceededError(
             f"'{member}' would inflate to {info.file_size} bytes, over archdiff's limit of {MAX_ZIP_MEMBER_BYTES}",
             path=where,
         )
+    if info.file_size > ZIP_BOMB_FLOOR_BYTES and info.file_size > ZIP_MAX_EXPANSION * max(info.compress_size, 1):
+        raise LimitExceededError(
+            f"'{member}' would inflate from {info.compress_size} to {info.file_size} bytes, over {ZIP_MAX_EXPANSION} "
+            "times its stored size: a decompression bomb, not a Keras file",
+            path=where, hint="Keras stores .keras members uncompressed; save the model again with model.save()")
     with tempfile.TemporaryDirectory(prefix="archdiff-") as tmp:
         target = os.path.join(tmp, "weights.h5")
         _copy_bounded(zf, member, target, MAX_ZIP_MEMBER_BYTES, where)
@@ -155,7 +162,33 @@ def open_zip_member_h5(zip_path: str, zf: zipfile.ZipFile, member: str, *, where
             yield handle
 
 
+#: Compression methods archdiff inflates: Keras writes members stored; zip tools deflate.
+#: zipfile inflates bzip2 and LZMA without a bound on the output of one read.
+READABLE_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+
+
+def check_zip_member(info: zipfile.ZipInfo, *, where: str) -> None:
+    """Refuse a member archdiff cannot read safely: encrypted, or compressed other than deflate."""
+    if info.flag_bits & 0x1:
+        raise InputError(f"the zip entry '{info.filename}' is encrypted", path=where,
+                         hint="Keras never encrypts .keras files; save the model again with model.save()")
+    if info.compress_type not in READABLE_ZIP_METHODS:
+        names = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}
+        method = names.get(info.compress_type, f"method {info.compress_type}")
+        raise InputError(f"the zip entry '{info.filename}' is compressed with {method}; archdiff reads stored "
+                         "or deflated entries only", path=where,
+                         hint="Keras stores .keras entries uncompressed; save the model again with model.save()")
+
+
 def _copy_bounded(zf: zipfile.ZipFile, member: str, target: str, limit: int, where: str) -> None:
+    try:
+        _copy_member(zf, member, target, limit, where)
+    except (zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError, zlib.error) as exc:
+        raise InputError(f"cannot inflate '{member}' from the zip ({_short(exc)})", path=where,
+                         hint="the file may be truncated or corrupt; save the model again with model.save()") from None
+
+
+def _copy_member(zf: zipfile.ZipFile, member: str, target: str, limit: int, where: str) -> None:
     written = 0
     with zf.open(member) as src, open(target, "wb") as dst:
         while True:
@@ -174,26 +207,30 @@ def _short(exc: BaseException) -> str:
 
 
 # -- links and attributes ------------------------------------------------------
+def _entry(group, name: str) -> str:
+    return f"{group.name.rstrip('/')}/{name}"
+
+
 def child(group, name: str, *, where: str):
     """``group[name]``, refusing soft and external links."""
     h5py = _h5py()
     try:
         link = group.get(name, getlink=True)
-    except (KeyError, OSError, ValueError) as exc:
-        raise InputError(f"cannot read HDF5 entry '{group.name}/{name}' ({_short(exc)})", path=where) from None
+    except (KeyError, OSError, ValueError, RuntimeError, TypeError) as exc:
+        raise InputError(f"cannot read HDF5 entry '{_entry(group, name)}' ({_short(exc)})", path=where) from None
     if link is None:
-        raise InputError(f"HDF5 entry '{group.name}/{name}' is missing", path=where)
+        raise InputError(f"HDF5 entry '{_entry(group, name)}' is missing", path=where)
     if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
         kind = "an external" if isinstance(link, h5py.ExternalLink) else "a soft"
         raise UnsafeInputError(
-            f"HDF5 entry '{group.name}/{name}' is {kind} link; archdiff refuses links in weight files",
+            f"HDF5 entry '{_entry(group, name)}' is {kind} link; archdiff refuses links in weight files",
             path=where,
             hint="re-save the model with Keras, which writes no links",
         )
     try:
         return group[name]
     except (KeyError, OSError, ValueError, RuntimeError) as exc:
-        raise InputError(f"cannot read HDF5 entry '{group.name}/{name}' ({_short(exc)})", path=where) from None
+        raise InputError(f"cannot read HDF5 entry '{_entry(group, name)}' ({_short(exc)})", path=where) from None
 
 
 def keys(group, *, where: str) -> list[str]:
@@ -293,10 +330,66 @@ class VarInfo:
 def dataset_info(ds, name: str, *, where: str) -> VarInfo:
     try:
         shape = tuple(int(d) for d in ds.shape) if ds.shape is not None else ()
-        dtype = str(ds.dtype)
+        dtype = ds.dtype
     except (OSError, ValueError, RuntimeError, TypeError) as exc:
         raise InputError(f"cannot read HDF5 dataset '{ds.name}' ({_short(exc)})", path=where) from None
-    return VarInfo(name, shape, dtype, ds.name)
+    check_dataset(ds.id, ds.name, shape, dtype, where=where)
+    return VarInfo(name, shape, str(dtype), ds.name)
+
+
+def _is_numeric(dtype) -> bool:
+    if dtype.names is not None or dtype.subdtype is not None:
+        return False
+    if dtype.kind in "biufc":
+        return True
+    # bfloat16 and float8 variables: Keras stores them as 2- and 1-byte opaque values.
+    return dtype.kind == "V" and dtype.itemsize in (1, 2)
+
+
+def check_dataset(dsid, location: str, shape: tuple[int, ...], dtype, *, where: str) -> None:
+    """Refuse a dataset that is not a plain array of numbers stored in this file."""
+    h5py = _h5py()
+    if not _is_numeric(dtype):
+        raise InputError(f"HDF5 dataset '{location}' holds {_dtype_words(dtype)}, not numbers; "
+                         "a weight is an array of numbers", path=where,
+                         hint="the file was not written by Keras, or is corrupt")
+    try:
+        dcpl = dsid.get_create_plist()
+        layout = dcpl.get_layout()
+        external = dcpl.get_external_count() if layout == h5py.h5d.CONTIGUOUS else 0
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        raise InputError(f"cannot read HDF5 dataset '{location}' ({_short(exc)})", path=where) from None
+    if external:
+        raise UnsafeInputError(f"HDF5 dataset '{location}' keeps its data outside the file (external storage); "
+                               "archdiff reads weights only from the file itself", path=where,
+                               hint="Keras never writes external storage; save the model again with Keras")
+    if layout == getattr(h5py.h5d, "VIRTUAL", -1):
+        raise UnsafeInputError(f"HDF5 dataset '{location}' is a virtual dataset mapping data from other files; "
+                               "archdiff reads weights only from the file itself", path=where,
+                               hint="Keras never writes virtual datasets; save the model again with Keras")
+    declared = dtype.itemsize
+    for d in shape:
+        declared *= d
+    if declared > DATASET_BOMB_FLOOR_BYTES:
+        try:
+            stored = dsid.get_storage_size()
+        except (OSError, RuntimeError, ValueError):
+            stored = 0
+        if declared > DATASET_MAX_EXPANSION * stored:
+            raise LimitExceededError(
+                f"HDF5 dataset '{location}' declares {declared} bytes {list(shape)} but stores {stored}: "
+                f"over {DATASET_MAX_EXPANSION} times what it holds, a shape or compression bomb",
+                path=where, hint="Keras writes every weight in full; this file was not written by Keras")
+
+
+def _dtype_words(dtype) -> str:
+    if dtype.names is not None:
+        return "records (a compound type)"
+    if dtype.kind in "SUO" or _h5py().check_string_dtype(dtype) is not None:
+        return "text"
+    if dtype.kind == "V":
+        return f"opaque {dtype.itemsize}-byte values"
+    return f"values of type {dtype}"
 
 
 def strip_suffix(name: str) -> str:
@@ -318,6 +411,20 @@ def has_legacy_layout(group, *, where: str) -> bool:
         return False
 
 
+def check_layer_name(name: str, attribute: str, *, where: str, keras3: bool = False) -> None:
+    """A layer name read from a weights file must be a name, not a path: Keras writes no others."""
+    problem = None
+    if name in ("", ".", ".."):
+        problem = "is not a name"
+    elif "\0" in name:
+        problem = "holds a NUL character"
+    elif name.startswith("/") or (keras3 and "/" in name):
+        problem = "holds '/', which Keras does not allow in a layer name"
+    if problem:
+        raise InputError(f"the layer name {name!r} in '{attribute}' {problem}", path=where,
+                         hint="the file is corrupt or was not written by Keras")
+
+
 def read_legacy_weights(root, *, where: str) -> list[tuple[str, list[VarInfo]]]:
     """``[(layer_name, [VarInfo ...]), ...]`` in the file's (Keras') layer order.
 
@@ -329,6 +436,7 @@ def read_legacy_weights(root, *, where: str) -> list[tuple[str, list[VarInfo]]]:
         raise InputError("HDF5 file has no 'layer_names' attribute: not a Keras weights file", path=where)
     result = []
     for layer_name in names:
+        check_layer_name(layer_name, f"{root.name}@layer_names", where=where)
         group = child(root, layer_name, where=where)
         if not is_group(group):
             raise InputError(f"'{group.name}' should be a group of weights", path=where)
@@ -392,19 +500,24 @@ LAYER_CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
 
 
 def has_keras3_layout(f) -> bool:
-    return any(name in f for name in LAYER_CONTAINERS) or "vars" in f
+    try:
+        return any(name in f for name in LAYER_CONTAINERS) or "vars" in f
+    except (OSError, RuntimeError, ValueError, KeyError):
+        return False
 
 
 def scan(f, *, where: str) -> dict[str, str]:
     """Every object in an HDF5 file by path: ``"group"`` or ``"dataset"``.
 
     One pass in C (H5Lvisit, then H5Ovisit): much faster than walking groups
-    from Python. Refuses the whole file if any link is soft or external
-    (Keras writes none), and bounds the number of objects. HDF5 itself visits
-    each group once, so hard-link cycles cannot loop.
+    from Python. Refuses the whole file if any link is soft or external, if
+    any object has two names (hard links: the only way to make a cycle), or if
+    a name is not UTF-8 (Keras writes none of these), and bounds the number of
+    objects. HDF5 itself visits each group once, so cycles cannot loop.
     """
     h5py = _h5py()
     bad: list[tuple[str, int]] = []
+    undecodable: list[bytes] = []
     count = [0]
 
     def on_link(name: bytes, info) -> None | int:
@@ -413,6 +526,11 @@ def scan(f, *, where: str) -> dict[str, str]:
             return 1  # stop the visit
         if info.type != h5py.h5l.TYPE_HARD:
             bad.append((name.decode("utf-8", "replace"), info.type))
+            return 1
+        try:
+            name.decode("utf-8")
+        except UnicodeDecodeError:
+            undecodable.append(name)
             return 1
         return None
 
@@ -425,20 +543,32 @@ def scan(f, *, where: str) -> dict[str, str]:
         what = "an external" if kind == h5py.h5l.TYPE_EXTERNAL else "a soft"
         raise UnsafeInputError(f"HDF5 entry '/{name}' is {what} link; archdiff refuses links in weight files",
                                path=where, hint="re-save the model with Keras, which writes no links")
+    if undecodable:
+        raise InputError(f"HDF5 entry name {undecodable[0]!r} is not UTF-8 text", path=where,
+                         hint="Keras names groups after layers, in UTF-8; the file is corrupt or not from Keras")
     if count[0] > MAX_OBJECTS:
         raise LimitExceededError(f"more than {MAX_OBJECTS} HDF5 objects", path=where)
     kinds: dict[str, str] = {}
+    shared: list[str] = []
 
     def on_object(name: bytes, info) -> None:
+        text = name.decode("utf-8", "replace")
+        if info.rc > 1:
+            shared.append(text)
         if info.type == h5py.h5o.TYPE_DATASET:
-            kinds[name.decode("utf-8", "replace")] = "dataset"
+            kinds[text] = "dataset"
         elif info.type == h5py.h5o.TYPE_GROUP:
-            kinds[name.decode("utf-8", "replace")] = "group"
+            kinds[text] = "group"
 
     try:
         h5py.h5o.visit(f.id, on_object, info=True)
     except (RuntimeError, OSError, ValueError, KeyError) as exc:
         raise InputError(f"cannot read the HDF5 file's structure ({_short(exc)})", path=where) from None
+    if shared:
+        raise UnsafeInputError(
+            f"HDF5 object '/{shared[0].lstrip('./') or ''}' has more than one name (hard links, which can make a "
+            "cycle); archdiff refuses linked objects in weight files",
+            path=where, hint="Keras writes each group and dataset once; re-save the model with Keras")
     kinds.pop(".", None)
     return kinds
 
@@ -448,10 +578,11 @@ def _fast_dataset_info(f, path: str, name: str, *, where: str) -> VarInfo:
     try:
         dsid = h5py.h5d.open(f.id, path.encode("utf-8"))
         shape = tuple(int(d) for d in (dsid.shape or ()))
-        dtype = str(dsid.dtype)
+        dtype = dsid.dtype
     except (KeyError, OSError, RuntimeError, ValueError, TypeError) as exc:
         raise InputError(f"cannot read HDF5 dataset '/{path}' ({_short(exc)})", path=where) from None
-    return VarInfo(name, shape, dtype, "/" + path)
+    check_dataset(dsid, "/" + path, shape, dtype, where=where)
+    return VarInfo(name, shape, str(dtype), "/" + path)
 
 
 _SKIPPED_OBJECTS = frozenset({"optimizer", "metrics", "compile_metrics", "loss", "_tracker"})
@@ -479,6 +610,8 @@ def _place(f, root: SaveableNode, parts: list[str], kind: str, *, where: str) ->
         last = i == len(parts) - 1
         if part in LAYER_CONTAINERS:
             if last:
+                if kind != "group":
+                    raise InputError(f"HDF5 entry '/{'/'.join(parts)}' should be a group of layers", path=where)
                 return
             key = parts[i + 1]
             found = next((n for n in node.layers if n.key == key), None)
@@ -491,8 +624,9 @@ def _place(f, root: SaveableNode, parts: list[str], kind: str, *, where: str) ->
         if part == "vars":
             if last:
                 if kind == "group" and node.real_name is None:
-                    real = read_attr(f["/".join(parts)], "name", where=where)
+                    real = read_attr(child(f, "/".join(parts), where=where), "name", where=where)
                     if isinstance(real, str):
+                        check_layer_name(real, f"/{'/'.join(parts)}@name", where=where, keras3=True)
                         node.real_name = real
                 return
             if kind == "dataset" and i + 2 == len(parts):
