@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import zipfile
+import zlib
 from dataclasses import replace
 from typing import Any, Mapping
 
@@ -117,17 +118,61 @@ def _read_bounded(path: str) -> bytes:
         return fh.read()
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
 def parse_json_bytes(data: bytes, *, where: str) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError("not UTF-8 text", path=where, hint="a model config is JSON in UTF-8") from None
     try:
-        return json.loads(text)
+        document = json.loads(text)
     except RecursionError:
         raise LimitExceededError("the JSON nests too deeply to be a model config", path=where) from None
     except ValueError as exc:
-        raise InputError(f"not valid JSON ({exc})", path=where) from None
+        raise InputError(f"not valid JSON ({' '.join(str(exc).split())[:200]})", path=where) from None
+    check_document(document, where=where, surrogates=bool(_SURROGATE_ESCAPE.search(text)))
+    return document
+
+
+def check_document(document: Any, *, where: str, surrogates: bool = True) -> None:
+    """Refuse a parsed JSON/YAML document nested deeper than MAX_DOCUMENT_DEPTH, or holding
+    text that is not Unicode (a lone surrogate, which JSON's \\uD800 escapes can make).
+
+    Walks the containers without recursion; the code that consumes configs
+    recurses, and stays within Python's limit thanks to this bound.
+    """
+    stack = [(document, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > MAX_DOCUMENT_DEPTH:
+            raise LimitExceededError(f"the document nests deeper than {MAX_DOCUMENT_DEPTH} levels", path=where,
+                                     hint="no Keras model config nests this deeply")
+        if isinstance(obj, dict):
+            items = obj.items() if surrogates else ((None, v) for v in obj.values())
+            for key, value in items:
+                if surrogates and isinstance(key, str):
+                    _check_text(key, where)
+                if isinstance(value, (dict, list)):
+                    stack.append((value, depth + 1))
+                elif surrogates and isinstance(value, str):
+                    _check_text(value, where)
+        elif isinstance(obj, list):
+            for value in obj:
+                if isinstance(value, (dict, list)):
+                    stack.append((value, depth + 1))
+                elif surrogates and isinstance(value, str):
+                    _check_text(value, where)
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"the text {text.encode('utf-8', 'backslashreplace').decode('ascii')[:80]!r} holds a lone "
+                         "surrogate: it is not valid Unicode", path=where,
+                         hint="a \\uD800-\\uDFFF escape must be half of a pair; the file is corrupt") from None
 
 
 def read_json_file(path: str) -> Any:
@@ -144,38 +189,91 @@ def _yaml_loader():
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     class Loader(base):  # type: ignore[misc, valid-type]
-        """Safe YAML, plus old Keras' ``!!python/tuple`` read as a plain list."""
+        """Safe YAML that builds JSON's types only, plus old Keras' ``!!python/tuple`` read as a plain list."""
 
     def _tuple(loader, node):
         return loader.construct_sequence(node)
 
+    def _as_text(loader, node):
+        # An unquoted 2024-01-01 is a name or a value as written, not a date.
+        return loader.construct_scalar(node)
+
+    def _refuse(loader, node):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a YAML {node.tag.rsplit(':', 1)[-1]} value is not part of a Keras config", node.start_mark)
+
     Loader.add_constructor("tag:yaml.org,2002:python/tuple", _tuple)
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", _as_text)
+    for tag in ("binary", "set", "omap", "pairs"):
+        Loader.add_constructor(f"tag:yaml.org,2002:{tag}", _refuse)
     return yaml, Loader
 
 
 def parse_yaml_text(data: bytes, *, where: str) -> Any:
     yaml, Loader = _yaml_loader()
     try:
+        _check_yaml_events(Loader, data, where)
         loader = Loader(data)
         try:
             node = loader.get_single_node()
             if node is None:
                 raise InputError("the YAML document is empty", path=where)
             _check_yaml_size(node, where)
-            return loader.construct_document(node)
+            document = loader.construct_document(node)
         finally:
             loader.dispose()
     except yaml.constructor.ConstructorError as exc:
-        tag = getattr(exc, "problem", "") or str(exc)
-        raise UnsafeInputError(
-            f"the YAML uses a tag archdiff will not construct ({' '.join(str(tag).split())[:120]})",
-            path=where,
-            hint="archdiff loads YAML safely only; python/object tags could run code",
-        ) from None
+        problem = " ".join(str(getattr(exc, "problem", "") or exc).split())[:160]
+        if "tag" in problem:
+            raise UnsafeInputError(
+                f"the YAML uses a tag archdiff will not construct ({problem})",
+                path=where,
+                hint="archdiff loads YAML safely only; python/object tags could run code",
+            ) from None
+        raise InputError(f"the YAML holds something a model config cannot ({problem})", path=where) from None
     except RecursionError:
         raise LimitExceededError("the YAML nests too deeply to be a model config", path=where) from None
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML ({' '.join(str(exc).split())[:200]})", path=where) from None
+    except (ValueError, OverflowError, TypeError) as exc:
+        # A scalar PyYAML cannot convert: an integer of more than 4,300 digits, say.
+        raise InputError(f"the YAML holds a value archdiff cannot read ({' '.join(str(exc).split())[:160]})",
+                         path=where) from None
+    check_document(document, where=where)
+    return document
+
+
+def _check_yaml_events(Loader, data: bytes, where: str) -> None:
+    """Depth and node count, from the event stream, before anything is composed.
+
+    libyaml's composer recurses in C (a deep document crashes the process) and
+    builds a Python object per node: both are bounded here first.
+    """
+    import yaml
+
+    loader = Loader(data)
+    try:
+        depth = 0
+        nodes = 0
+        while True:
+            event = loader.get_event()
+            if event is None or isinstance(event, yaml.StreamEndEvent):
+                break
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                nodes += 1
+                if depth > MAX_DOCUMENT_DEPTH:
+                    raise LimitExceededError(f"the YAML nests deeper than {MAX_DOCUMENT_DEPTH} levels", path=where,
+                                             hint="no Keras model config nests this deeply")
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+            elif isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+                nodes += 1
+            if nodes > MAX_YAML_NODES:
+                raise LimitExceededError(f"the YAML holds more than {MAX_YAML_NODES} nodes", path=where,
+                                         hint="no Keras model config is this large")
+    finally:
+        loader.dispose()
 
 
 def _check_yaml_size(root, where: str) -> None:
@@ -232,6 +330,10 @@ def read_keras_zip(path: str) -> Architecture:
         if len(infos) > MAX_ZIP_MEMBERS:
             raise LimitExceededError(f"the zip holds {len(infos)} entries, over the limit of {MAX_ZIP_MEMBERS}", path=path)
         names = {i.filename for i in infos}
+        for member in ("config.json", "metadata.json", "model.weights.h5", "model.weights.json"):
+            if sum(1 for i in infos if i.filename == member) > 1:
+                raise InputError(f"the zip holds two entries named '{member}'", path=path,
+                                 hint="readers disagree on which one counts; save the model again with model.save()")
         if "config.json" not in names:
             raise InputError("the .keras zip has no config.json", path=path,
                              hint="a .keras file is written by model.save('model.keras')")
@@ -257,14 +359,16 @@ def read_keras_zip(path: str) -> Architecture:
 
 def _zip_read(zf: zipfile.ZipFile, member: str, path: str) -> bytes:
     info = zf.getinfo(member)
+    h5.check_zip_member(info, where=path)
     if info.file_size > MAX_CONFIG_BYTES:
         raise LimitExceededError(f"'{member}' would inflate to {info.file_size} bytes, over the limit of {MAX_CONFIG_BYTES}",
                                  path=path)
     try:
         with zf.open(member) as fh:
             data = fh.read(MAX_CONFIG_BYTES + 1)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
-        raise InputError(f"cannot read '{member}' from the zip ({exc})", path=path) from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError, zlib.error) as exc:
+        raise InputError(f"cannot read '{member}' from the zip ({' '.join(str(exc).split())[:160]})", path=path,
+                         hint="the file may be truncated or corrupt; save the model again with model.save()") from None
     if len(data) > MAX_CONFIG_BYTES:
         raise LimitExceededError(f"'{member}' inflates past {MAX_CONFIG_BYTES} bytes", path=path)
     return data
@@ -273,6 +377,9 @@ def _zip_read(zf: zipfile.ZipFile, member: str, path: str) -> bytes:
 # -- .h5 --------------------------------------------------------------------------
 def read_h5(path: str) -> Architecture:
     with h5.open_h5(path, where=path) as f:
+        if not h5.has_keras3_layout(f):
+            # Keras 3 trees are scanned as they are read; check the legacy layouts file-wide too.
+            h5.scan(f, where=path)
         config_text = h5.read_attr(f, "model_config", where=path)
         if config_text is not None:
             if not isinstance(config_text, str):
