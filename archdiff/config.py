@@ -90,6 +90,7 @@ def parse(document: Any, *, where: str) -> ParsedConfig:
     layers = builder.layers
     if dialect == "keras2":
         layers, outputs = _renumber_keras2_model_calls(layers, outputs)
+    check_graph(layers, where=where)
     return ParsedConfig(
         name=name,
         class_name=class_name,
@@ -142,6 +143,59 @@ def _renumber_keras2_model_calls(layers: list[Layer], outputs: tuple[TensorRef, 
             changes["model_outputs"] = tuple(fix(r, layer.path) for r in layer.model_outputs)
         out.append(replace(layer, **changes))
     return out, tuple(fix(r, "") for r in outputs)
+
+
+def check_graph(layers: list[Layer], *, where: str) -> None:
+    """Every layer path is unique, and no call depends on its own output (the graph is acyclic).
+
+    A layer may be called on its own earlier output (a shared layer applied
+    twice); what cannot be is a call that needs, through any chain of calls,
+    its own result. Checked on calls, ``(layer, call index)``, as Keras numbers
+    them in a config.
+    """
+    seen: dict[str, Layer] = {}
+    for layer in layers:
+        if layer.path in seen:
+            raise InputError(
+                f"two layers have the path '{layer.path}' (a layer named with '/' next to a nested model's layer)",
+                path=where, hint="rename the layer: Keras 3 forbids '/' in layer names")
+        seen[layer.path] = layer
+    # Node (scope, layer, call) -> the nodes its inputs come from, within one model.
+    deps: dict[tuple[str, str, int], list[tuple[str, str, int]]] = {}
+    for layer in layers:
+        for i, call in enumerate(layer.calls):
+            deps[(layer.parent, layer.name, i)] = [(layer.parent, ref.layer, ref.node_index) for ref in call.inputs]
+    state: dict[tuple[str, str, int], int] = {}  # 1: on the path being walked, 2: done
+    for start in deps:
+        if state.get(start):
+            continue
+        stack = [(start, iter(deps[start]))]
+        state[start] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+                continue
+            if nxt not in deps:
+                continue  # an input layer, or a call the config does not list
+            if state.get(nxt) == 1:
+                cycle = [n for n, _ in stack[[n for n, _ in stack].index(nxt):]]
+                looped = list(dict.fromkeys(f"'{_path(n)}'" for n in cycle))
+                names = " and ".join(looped) if len(looped) == 2 else " -> ".join(looped)
+                what = (f"layer {names} takes its own output as its input" if len(looped) == 1
+                        else f"layers {names} take their inputs from each other")
+                raise InputError(f"{what}: the model's graph has a cycle", path=where,
+                                 hint="a Keras model is acyclic; the config is corrupt or was not written by Keras")
+            if not state.get(nxt):
+                state[nxt] = 1
+                stack.append((nxt, iter(deps[nxt])))
+
+
+def _path(node: tuple[str, str, int]) -> str:
+    scope, name, _ = node
+    return f"{scope}/{name}" if scope else name
 
 
 def _dialect_of(serialized: dict, version: str | None) -> str:
@@ -315,6 +369,12 @@ class _Builder:
             name = entry.get("name", layer_config.get("name"))
             if not isinstance(name, str) or not name:
                 name = f"{layer_class.lower()}_{position}"
+            if name in (".", "..") or "\0" in name:
+                raise self.fail(
+                    f"layer #{position} of model '{parent or config.get('name')}' is named {name!r}, which is not "
+                    "a layer name" + (" (it holds a NUL character)" if "\0" in name else ""),
+                    hint="the config is corrupt or was not written by Keras",
+                )
             if name in names_seen:
                 raise self.fail(
                     f"two layers are named '{name}' in model '{parent or config.get('name')}'",
@@ -347,7 +407,10 @@ class _Builder:
                 calls = (Call((previous,)),)
                 previous = TensorRef(name)
             else:
-                calls = parse_calls(entry.get("inbound_nodes"))
+                try:
+                    calls = parse_calls(entry.get("inbound_nodes"))
+                except LimitExceededError as exc:
+                    raise LimitExceededError(exc.message, path=self.where) from None
                 if layer_class == "InputLayer":
                     specs.append(input_spec_of(layer_config, name))
 
