@@ -26,7 +26,8 @@ import random
 import time
 from pathlib import Path
 
-from bench.common import CACHE, PYTHON, ROOT, archdiff_argv, ensure_application, row, time_command, time_python
+from bench.common import (CACHE, PYTHON, ROOT, archdiff_argv, ensure_application, precompile, row, time_command,
+                          time_python)
 
 SIZES = (1_000, 10_000, 50_000)
 
@@ -186,21 +187,9 @@ def _time_archdiff(*args: str, repeat: int = 5) -> float:
     return time_command([PYTHON, "-c", code], repeat=repeat)
 
 
-def _precompile() -> None:
-    """Write archdiff's bytecode once, as an installed package has it.
-
-    With PYTHONDONTWRITEBYTECODE set (as in some shells and CI runners), every
-    fresh process would otherwise compile the whole package from source (~0.1 s)
-    while the baselines' site-packages are compiled at install time.
-    """
-    import subprocess
-
-    subprocess.run([PYTHON, "-m", "compileall", "-q", str(ROOT / "archdiff")], capture_output=True, check=False)
-
-
 def run() -> list[dict]:
     rows = []
-    _precompile()
+    precompile()
     r50 = ensure_application("ResNet50", "keras")
     r101 = ensure_application("ResNet101", "keras")
     ours = _time_archdiff("diff", str(r50), str(r101), "--format", "json", "-o", str(CACHE / "diff_out.json"))

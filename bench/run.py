@@ -20,6 +20,9 @@ OUT = Path(__file__).resolve().parent / "results.md"
 
 def main(argv: list[str]) -> int:
     names = argv or list(SUITES)
+    from .common import precompile
+
+    precompile()
     rows = []
     for name in names:
         try:
