@@ -61,7 +61,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 
+def _file_names_pass_through(stream) -> None:
+    """Let a file name that is not UTF-8 (decoded with surrogateescape, as argv is) be printed as its bytes.
+
+    A strict stream (a UTF-8 locale's default) would crash on it instead.
+    """
+    try:
+        if stream.errors == "strict":
+            stream.reconfigure(errors="surrogateescape")
+    except (AttributeError, ValueError, OSError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _file_names_pass_through(sys.stdout)
     parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
