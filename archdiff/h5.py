@@ -327,16 +327,6 @@ class VarInfo:
     location: str
 
 
-def dataset_info(ds, name: str, *, where: str) -> VarInfo:
-    try:
-        shape = tuple(int(d) for d in ds.shape) if ds.shape is not None else ()
-        dtype = ds.dtype
-    except (OSError, ValueError, RuntimeError, TypeError) as exc:
-        raise InputError(f"cannot read HDF5 dataset '{ds.name}' ({_short(exc)})", path=where) from None
-    check_dataset(ds.id, ds.name, shape, dtype, where=where)
-    return VarInfo(name, shape, str(dtype), ds.name)
-
-
 def _is_numeric(dtype) -> bool:
     if dtype.names is not None or dtype.subdtype is not None:
         return False
@@ -434,37 +424,34 @@ def read_legacy_weights(root, *, where: str) -> list[tuple[str, list[VarInfo]]]:
     names = read_name_list(root, "layer_names", where=where)
     if names is None:
         raise InputError("HDF5 file has no 'layer_names' attribute: not a Keras weights file", path=where)
+    # One C-level pass refuses links anywhere and tells groups from datasets,
+    # so the loop below opens each dataset once instead of walking to it.
+    kinds = scan(root.file, where=where)
+    base = root.name.strip("/")
     result = []
     for layer_name in names:
         check_layer_name(layer_name, f"{root.name}@layer_names", where=where)
+        group_path = f"{base}/{layer_name}" if base else layer_name
+        if kinds.get(group_path) != "group":
+            raise InputError(f"'/{group_path}' named in layer_names should be a group of weights", path=where)
         group = child(root, layer_name, where=where)
-        if not is_group(group):
-            raise InputError(f"'{group.name}' should be a group of weights", path=where)
         weight_names = read_name_list(group, "weight_names", where=where) or []
         infos = []
         for weight_name in weight_names:
-            ds = _resolve_path(group, weight_name, where=where)
-            if not is_dataset(ds):
-                raise InputError(f"'{ds.name}' should be a dataset", path=where)
+            parts = [p for p in weight_name.split("/") if p not in ("", ".")]
+            if ".." in parts:
+                raise UnsafeInputError(f"weight name '{weight_name}' climbs out of its group", path=where)
+            path = "/".join([group_path, *parts])
+            if kinds.get(path) != "dataset":
+                raise InputError(f"'/{path}' named in weight_names should be a dataset", path=where)
             rel = strip_suffix(weight_name)
-            parts = rel.split("/")
-            if layer_name in parts[:-1]:
+            rel_parts = rel.split("/")
+            if layer_name in rel_parts[:-1]:
                 # "dense/kernel", or with the model's scope: "seq_model/dense/kernel".
-                rel = "/".join(parts[parts.index(layer_name) + 1:])
-            infos.append(dataset_info(ds, rel, where=where))
+                rel = "/".join(rel_parts[rel_parts.index(layer_name) + 1:])
+            infos.append(_fast_dataset_info(root.file, path, rel, where=where))
         result.append((layer_name, infos))
     return result
-
-
-def _resolve_path(group, path: str, *, where: str):
-    obj = group
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            raise UnsafeInputError(f"weight name '{path}' climbs out of its group", path=where)
-        obj = child(obj, part, where=where)
-    return obj
 
 
 @dataclass

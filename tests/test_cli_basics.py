@@ -13,7 +13,7 @@ import h5py
 import networkx as nx
 import pytest
 
-from conftest import FIXTURES, ROOT, expected_for, run_cli
+from support import FIXTURES, ROOT, expected_for, run_cli
 
 RESNET = FIXTURES / "keras3" / "resnet_small.keras"
 NESTED_K2 = FIXTURES / "keras2" / "nested.h5"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, run_cli
+from support import FIXTURES, run_cli
 from test_diff_support import arch, dense, input_layer, layer, mlp, model
 
 from archdiff.diff import KINDS, ArchDiff, DiffOptions, diff, fails, ignore_matches

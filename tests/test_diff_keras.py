@@ -12,7 +12,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import run_cli
+from support import run_cli
 
 from archdiff.diff import diff
 from archdiff.matching import match_layers

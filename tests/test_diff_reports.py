@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import FIXTURES, ROOT
+from support import FIXTURES, ROOT
 from markdown_it import MarkdownIt
 from test_diff_support import arch, mlp
 

@@ -17,7 +17,7 @@ from archdiff.diff import diff
 from archdiff.htmlreport import _split, diff_data, model_data, render_diff_html, render_model_html
 from archdiff.readers import load
 
-from conftest import FIXTURES, ROOT
+from support import FIXTURES, ROOT
 
 # -- Keras 3 JSON builders (no Keras) ------------------------------------------------------
 _DTYPE = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from support import ROOT, run_cli
 from test_html import residual_net, small_cnn, write
 
 pytestmark = pytest.mark.browser

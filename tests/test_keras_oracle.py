@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 import archdiff
-from conftest import run_cli
+from support import run_cli
 
 pytestmark = pytest.mark.tensorflow
 

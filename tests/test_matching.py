@@ -12,7 +12,7 @@ from archdiff.matching import Matching, Pair, match_layers
 from archdiff.model import Architecture, Layer, Source, WeightSpec
 from archdiff.readers import from_config_document, load
 
-from conftest import FIXTURES
+from support import FIXTURES
 
 
 def cfg(doc: dict, name: str = "m.json") -> Architecture:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import archdiff
-from conftest import FIXTURES, expected_for
+from support import FIXTURES, expected_for
 
 MODEL_SUFFIXES = (".keras", ".h5", ".json", ".yaml")
 

@@ -29,7 +29,7 @@ from archdiff.transfer import (
     MapRule, TransferError, TransferOptions, apply_transfer, dry_run, load_map_file, parse_map_rule, plan_transfer,
 )
 from archdiff.transferrender import render
-from conftest import FIXTURES, ROOT, run_cli
+from support import FIXTURES, ROOT, run_cli
 
 K2 = FIXTURES / "keras2"
 K3 = FIXTURES / "keras3"

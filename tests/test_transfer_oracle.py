@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from support import run_cli
 
 pytestmark = pytest.mark.tensorflow
 

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from support import ROOT
 
 #: 8 tensors of 24 MB each: about 200 MB per file.
 TENSORS = 8
