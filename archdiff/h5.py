@@ -572,6 +572,36 @@ def _fast_dataset_info(f, path: str, name: str, *, where: str) -> VarInfo:
     return VarInfo(name, shape, str(dtype), "/" + path)
 
 
+def _vars_name(f, path: str, *, where: str):
+    """The ``name`` attribute of a ``vars`` group, read with h5py's low-level API.
+
+    ``scan`` has already refused links, so the group is opened directly; this
+    runs once per layer, and the high-level path costs several times more.
+    """
+    h5py = _h5py()
+    import numpy
+
+    try:
+        gid = h5py.h5g.open(f.id, path.encode("utf-8"))
+        if not h5py.h5a.exists(gid, b"name"):
+            return None
+        aid = h5py.h5a.open(gid, b"name")
+        try:
+            size = aid.get_storage_size()
+        except (OSError, RuntimeError, ValueError):
+            size = 0
+        if size > MAX_ATTR_BYTES:
+            raise LimitExceededError(f"HDF5 attribute '/{path}@name' holds {size} bytes, over the limit of "
+                                     f"{MAX_ATTR_BYTES}", path=where)
+        buf = numpy.empty(aid.shape, dtype=aid.dtype)
+        aid.read(buf)
+    except LimitExceededError:
+        raise
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        raise InputError(f"cannot read HDF5 attribute '/{path}@name' ({_short(exc)})", path=where) from None
+    return _decode(buf[()] if buf.shape == () else buf)
+
+
 _SKIPPED_OBJECTS = frozenset({"optimizer", "metrics", "compile_metrics", "loss", "_tracker"})
 
 
@@ -611,7 +641,7 @@ def _place(f, root: SaveableNode, parts: list[str], kind: str, *, where: str) ->
         if part == "vars":
             if last:
                 if kind == "group" and node.real_name is None:
-                    real = read_attr(child(f, "/".join(parts), where=where), "name", where=where)
+                    real = _vars_name(f, "/".join(parts), where=where)
                     if isinstance(real, str):
                         check_layer_name(real, f"/{'/'.join(parts)}@name", where=where, keras3=True)
                         node.real_name = real
