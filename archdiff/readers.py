@@ -140,30 +140,37 @@ def check_document(document: Any, *, where: str, surrogates: bool = True) -> Non
     """Refuse a parsed JSON/YAML document nested deeper than MAX_DOCUMENT_DEPTH, or holding
     text that is not Unicode (a lone surrogate, which JSON's \\uD800 escapes can make).
 
-    Walks the containers without recursion; the code that consumes configs
-    recurses, and stays within Python's limit thanks to this bound.
+    Walks the containers level by level, without recursion; the code that
+    consumes configs recurses, and stays within Python's limit thanks to this
+    bound.
     """
-    stack = [(document, 1)]
-    while stack:
-        obj, depth = stack.pop()
+    containers = (dict, list)
+    level = [document] if type(document) in containers else []
+    depth = 1
+    while level:
         if depth > MAX_DOCUMENT_DEPTH:
             raise LimitExceededError(f"the document nests deeper than {MAX_DOCUMENT_DEPTH} levels", path=where,
                                      hint="no Keras model config nests this deeply")
-        if isinstance(obj, dict):
-            items = obj.items() if surrogates else ((None, v) for v in obj.values())
-            for key, value in items:
-                if surrogates and isinstance(key, str):
-                    _check_text(key, where)
-                if isinstance(value, (dict, list)):
-                    stack.append((value, depth + 1))
-                elif surrogates and isinstance(value, str):
-                    _check_text(value, where)
+        below: list = []
+        for obj in level:
+            below += [v for v in (obj.values() if type(obj) is dict else obj) if type(v) in containers]
+        level = below
+        depth += 1
+    if surrogates:
+        _check_surrogates(document, where)
+
+
+def _check_surrogates(document: Any, where: str) -> None:
+    stack = [document]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, str):
+            _check_text(obj, where)
+        elif isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
         elif isinstance(obj, list):
-            for value in obj:
-                if isinstance(value, (dict, list)):
-                    stack.append((value, depth + 1))
-                elif surrogates and isinstance(value, str):
-                    _check_text(value, where)
+            stack.extend(obj)
 
 
 def _check_text(text: str, where: str) -> None:
