@@ -33,7 +33,9 @@ MEMORY_LIMIT = 3 << 30
 JOB_SECONDS = 20.0
 
 EXPORT_FORMATS = {"json": ".json", "yaml": ".yaml", "graphml": ".graphml", "gexf": ".gexf", "dot": ".dot",
-                  "node-link": ".node-link.json"}
+                  "node-link": ".node-link.json", "html": ".html"}
+#: Command lines per input (see jobs_for).
+COMMANDS_PER_FILE = 9 + len(EXPORT_FORMATS)
 
 ERROR_LINE = re.compile(r"^archdiff: error: \S.*$")
 
@@ -211,8 +213,8 @@ def expected_codes(job: Job) -> set[int]:
         return {2} if expect == "error" else {0, 1, 2}
     if command.startswith("diff"):
         return {2} if expect == "error" else ({0, 1} if expect == "ok" else {0, 1, 2})
-    if command.startswith("export") and job.case.get("no_topology"):
-        return {2}  # weights only: there is no config to export, and export says so
+    if command.startswith("export") and command != "export:html" and job.case.get("no_topology"):
+        return {2}  # weights only: no config and no graph to export, and export says so (the page lists the layers)
     return {2} if expect == "error" else ({0} if expect == "ok" else {0, 2})
 
 
@@ -284,6 +286,9 @@ def output_invalid(job: Job) -> str | None:
         elif command == "export:dot":
             if b"digraph" not in data[:200]:
                 return "no digraph header"
+        elif command == "export:html":
+            if not data.lstrip().lower().startswith(b"<!doctype html") or not data.rstrip().endswith(b"</html>"):
+                return "not a whole HTML page"
         elif command.startswith("transfer"):
             import archdiff
 

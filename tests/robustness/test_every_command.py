@@ -4,7 +4,7 @@ The corpus is ``fixtures/broken/`` (made by ``fixtures/make_broken.py``; its
 ``MANIFEST.json`` says what each file is and what archdiff must do with it).
 Each file goes through layers, summary, export to every format, diff on
 either side, textconv (with and without its fallback) and transfer as source
-and as target: 15 command lines a file, run in one driver interpreter under
+and as target: 16 command lines a file, run in one driver interpreter under
 a memory cap, plus one command a file in a fresh process, as a user runs it.
 Every run must: exit as the manifest says (2 for a broken file), print
 exactly one ``archdiff: error:`` line that says why, print no traceback,
@@ -49,7 +49,7 @@ def test_every_command(case, corpus_runs):
 
 def test_the_corpus_ran_in_full(corpus_runs):
     jobs, results, _ = corpus_runs
-    assert len(jobs) == len(CASES) * 15
+    assert len(jobs) == len(CASES) * harness.COMMANDS_PER_FILE
     assert {j.id for j in jobs} <= set(results)
 
 
@@ -66,7 +66,7 @@ def test_inputs_are_byte_identical(corpus_runs, corpus_before):
 
 
 #: One command per file in a fresh process (rotating through the commands), as a user runs it.
-FRESH = [(case, i % 15) for i, case in enumerate(CASES)]
+FRESH = [(case, i % harness.COMMANDS_PER_FILE) for i, case in enumerate(CASES)]
 
 
 @pytest.mark.parametrize("case, which", FRESH, ids=[c["file"] for c, _ in FRESH])
