@@ -429,8 +429,18 @@ def read_legacy_weights(root, *, where: str) -> list[tuple[str, list[VarInfo]]]:
     kinds = scan(root.file, where=where)
     base = root.name.strip("/")
     result = []
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise InputError(f"'{root.name}@layer_names' lists the layer '{twice}' twice", path=where,
+                         hint="Keras names each layer once; the file is corrupt or was not written by Keras")
+    listed = set(names)
     for layer_name in names:
         check_layer_name(layer_name, f"{root.name}@layer_names", where=where)
+        scope = layer_name.split("/", 1)[0]
+        if scope != layer_name and scope in listed:
+            raise InputError(f"'{root.name}@layer_names' lists '{layer_name}' beside the layer '{scope}': the name "
+                             f"reads as the layer '{layer_name.split('/', 1)[1]}' inside '{scope}'", path=where,
+                             hint="the file is corrupt or was not written by Keras")
         group_path = f"{base}/{layer_name}" if base else layer_name
         if kinds.get(group_path) != "group":
             raise InputError(f"'/{group_path}' named in layer_names should be a group of weights", path=where)
@@ -615,7 +625,24 @@ def read_keras3_tree(files: list, *, where: str) -> SaveableNode:
             if len(parts) > MAX_GROUP_DEPTH:
                 raise LimitExceededError(f"HDF5 groups nest deeper than {MAX_GROUP_DEPTH} levels", path=where)
             _place(f, root, parts, kinds[path], where=where)
+    _check_unique_names(root, where)
     return root
+
+
+def _check_unique_names(node: SaveableNode, where: str) -> None:
+    """Two layers of one model may not carry the same real name (weights are matched by it)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        seen: dict[str, str] = {}
+        for layer in item.layers:
+            if layer.real_name is not None:
+                if layer.real_name in seen:
+                    raise InputError(f"HDF5 groups '/{seen[layer.real_name]}' and '/{layer.path}' both hold the "
+                                     f"layer '{layer.real_name}'", path=where,
+                                     hint="Keras names each layer once; the file is corrupt or was not written by Keras")
+                seen[layer.real_name] = layer.path
+            stack.append(layer)
 
 
 def _place(f, root: SaveableNode, parts: list[str], kind: str, *, where: str) -> None:

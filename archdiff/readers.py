@@ -644,6 +644,12 @@ def _weights_only_keras3(tree: h5.SaveableNode, *, path: str, fmt: str) -> Archi
     layers: list[Layer] = []
 
     def add(node: h5.SaveableNode, parent: str, depth: int) -> None:
+        names = [item.real_name or item.key for item in node.layers]
+        if len(set(names)) != len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            raise InputError(f"two layers of the weights file are called '{twice}' (one by its name, one by "
+                             "Keras' auto name)", path=path,
+                             hint="the file is corrupt or was not written by Keras")
         for index, item in enumerate(node.layers):
             name = item.real_name or item.key
             full = f"{parent}/{name}" if parent else name
