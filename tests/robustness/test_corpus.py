@@ -59,7 +59,7 @@ def test_the_script_regenerates_the_committed_files(tmp_path):
     """Deterministic: the same bytes from the same script (a sample that skips the slow bombs)."""
     import make_broken
 
-    sample = [c["file"] for c in CASES if not any(k in c["file"] for k in ("bomb", "virtual"))][::7]
+    sample = [c["file"] for c in CASES if "bomb" not in c["file"]][::5]
     make_broken.generate(tmp_path, only=sample)
     for name in sample:
         assert (tmp_path / name).read_bytes() == (harness.CORPUS / name).read_bytes(), name
