@@ -211,7 +211,7 @@ def expected_codes(job: Job) -> set[int]:
         return {0}  # git's driver: a file it cannot read is shown raw or as a digest, never an error
     if command.startswith("transfer"):
         return {2} if expect == "error" else {0, 1, 2}
-    if command.startswith("diff"):
+    if command.startswith("diff") or command == "validate":
         return {2} if expect == "error" else ({0, 1} if expect == "ok" else {0, 1, 2})
     if command.startswith("export") and command != "export:html" and job.case.get("no_topology"):
         return {2}  # weights only: no config and no graph to export, and export says so (the page lists the layers)
