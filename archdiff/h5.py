@@ -476,6 +476,8 @@ class SaveableNode:
     layers: list["SaveableNode"] = field(default_factory=list)
     #: Other sub-objects (a wrapped layer, an RNN cell, attention projections).
     objects: dict[str, "SaveableNode"] = field(default_factory=dict)
+    #: ``layers`` by key, so that placing an object is a lookup, not a scan.
+    layer_index: dict[str, "SaveableNode"] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_model(self) -> bool:
@@ -658,10 +660,11 @@ def _place(f, root: SaveableNode, parts: list[str], kind: str, *, where: str) ->
                     raise InputError(f"HDF5 entry '/{'/'.join(parts)}' should be a group of layers", path=where)
                 return
             key = parts[i + 1]
-            found = next((n for n in node.layers if n.key == key), None)
+            found = node.layer_index.get(key)
             if found is None:
                 found = SaveableNode(key, "/".join(parts[: i + 2]), None)
                 node.layers.append(found)
+                node.layer_index[key] = found
             node = found
             i += 2
             continue
