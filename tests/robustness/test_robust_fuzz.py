@@ -299,7 +299,7 @@ def weighted():
 
 
 arch_edit = st.one_of(
-    # Not "base/conv1" beside a nested "base": test_known_bugs.py holds that one until transfer.py is fixed.
+    # Not "base/conv1" beside a nested "base": test_robust_known_bugs.py holds that one until transfer.py is fixed.
     st.tuples(st.just("rename"), st.integers(0, 999), st.sampled_from(["", ".", "dense", "x" * 300, "conv1",
                                                                        "head_dense", "predictions"])),
     st.tuples(st.just("shape"), st.integers(0, 999), st.integers(0, 9),

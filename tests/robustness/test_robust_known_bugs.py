@@ -45,7 +45,7 @@ def _global_heap_loop(path):
 
     The heap holds the vlen strings of the 'name' attributes; libhdf5 1.14.6
     then loops forever (100% CPU, GIL held) the first time one is read.
-    Found by test_fuzz (a single mutated byte); see docs/robustness.md.
+    Found by test_robust_fuzz (a single mutated byte); see docs/robustness.md.
     """
     import struct
 
