@@ -40,6 +40,29 @@ COMMANDS_PER_FILE = 9 + len(EXPORT_FORMATS)
 ERROR_LINE = re.compile(r"^archdiff: error: \S.*$")
 
 
+#: Bugs found by this suite in modules still being written by others: (id, exception type, file, function).
+#: A failure matching one is counted as that bug instead of failing the fuzz; each has a strict xfail test
+#: in test_robust_known_bugs.py, and when its owner fixes it the xfail passes and both entries go.
+KNOWN_BUGS = [
+    ("canonical-unhashable-class-name", TypeError, "archdiff/canonical.py", "_normalize"),
+    ("transfer-unruled-claims", AttributeError, "archdiff/transfer.py", "_match"),
+]
+
+
+def known_bug(exc: BaseException) -> str | None:
+    """The KNOWN_BUGS id an exception matches (by its type and the innermost archdiff frame), else None."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/archdiff/" in f.filename.replace("\\", "/")]
+    if not frames:
+        return None
+    last = frames[-1]
+    for bug, kind, filename, function in KNOWN_BUGS:
+        if isinstance(exc, kind) and last.filename.replace("\\", "/").endswith(filename) and last.name == function:
+            return bug
+    return None
+
+
 def manifest() -> dict:
     return json.loads((CORPUS / "MANIFEST.json").read_text())
 

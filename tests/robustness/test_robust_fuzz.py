@@ -5,8 +5,10 @@ Three properties, each over real inputs from ``fixtures/``:
 * a real file with its bytes mutated (bits flipped, bytes overwritten, cut,
   spliced, runs inserted) either loads or raises an ArchdiffError; when it
   loads, diffing it against a good model (both ways), planning a transfer with
-  it (as source and as target), its layer table, summary, canonical text and
-  one export do the same;
+  it (as source and as target), its layer table, summary and canonical text do
+  the same. These run in a worker process (fuzz_worker.py) that is timed and
+  replaced when libhdf5 loops forever on a corrupt heap (a known gap, counted
+  as ``hang``, not failed) or crashes (failed);
 * a real config with its structure mutated (keys dropped, values replaced
   with other JSON values, layers renamed, duplicated or reordered, inbound
   references pointed elsewhere) does the same through ``load``;
@@ -16,8 +18,8 @@ Three properties, each over real inputs from ``fixtures/``:
 
 Examples are derandomized (the same inputs every run, so CI is stable);
 ``ARCHDIFF_FUZZ=explore`` draws new ones and ten times as many. A watchdog
-(faulthandler) ends the run with a traceback if one example hangs inside a C
-library, where no Python timeout can reach.
+(faulthandler) ends the run with a traceback if an in-process example hangs
+inside a C library, where no Python timeout can reach.
 """
 from __future__ import annotations
 
@@ -26,7 +28,11 @@ import faulthandler
 import json
 import os
 import random
+import select
 import shutil
+import subprocess
+import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,6 +44,7 @@ import archdiff
 from archdiff.errors import ArchdiffError
 
 import harness
+from fuzz_worker import exercise
 
 FIXTURES = harness.FIXTURES
 EXPLORE = os.environ.get("ARCHDIFF_FUZZ") == "explore"
@@ -50,6 +57,8 @@ def _settings(n: int):
 
 #: What each property ran, for the closing count.
 COUNTS: dict[str, int] = {}
+#: Mutated files on which libhdf5 hung (kept for a look; see test_robust_known_bugs.py).
+HANGS = Path(tempfile.mkdtemp(prefix="archdiff-fuzz-hangs-"))
 
 
 @pytest.fixture(autouse=True)
@@ -117,31 +126,66 @@ def _suffix(name: str) -> str:
     return base[base.index("."):]
 
 
-def exercise(arch, path: str, good) -> None:
-    """What the commands do with a model that loaded: it must raise ArchdiffError or nothing."""
-    from archdiff.canonical import text_form
-    from archdiff.diff import diff
-    from archdiff.layertable import layer_rows, summary
-    from archdiff.transfer import plan_transfer
-
-    diff(arch, good["model"])
-    diff(good["k2"], arch)
-    layer_rows(arch)
-    summary(arch)
-    text_form(arch)
-    for source, target in ((arch, good["weights"]), (good["model"], arch)):
-        try:
-            plan_transfer(source, target)
-        except ArchdiffError:
-            pass
-
-
 def _expect_only_archdiff_errors(fn) -> str:
     try:
         fn()
     except ArchdiffError as exc:
         return type(exc).__name__
+    except Exception as exc:
+        bug = harness.known_bug(exc)
+        if bug is None:
+            raise
+        return f"known-bug {bug}"
     return "ok"
+
+
+class Worker:
+    """tests/robustness/fuzz_worker.py: loads files out of this process, each within ``timeout`` seconds."""
+
+    def __init__(self, timeout: float = 20.0):
+        self.timeout = timeout
+        self.proc = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fuzz_worker.py"))],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, env={**os.environ, "PYTHONPATH": str(harness.ROOT)},
+                                     preexec_fn=harness.limit_memory)
+        assert self._reply(120) == {"ready": True}
+
+    def _reply(self, timeout: float):
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            return None
+        line = self.proc.stdout.readline()
+        return json.loads(line) if line else None
+
+    def load(self, path: Path) -> str:
+        """The outcome; ``hang`` (killed after the timeout) or ``died: <status>`` (a crash in C code)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        self.proc.stdin.write(json.dumps({"path": str(path)}) + "\n")
+        self.proc.stdin.flush()
+        reply = self._reply(self.timeout)
+        if reply is None:
+            status = self.proc.poll()
+            self.stop()
+            return "hang" if status is None else f"died: {status}"
+        return reply["outcome"]
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def worker():
+    w = Worker()
+    yield w
+    w.stop()
 
 
 def mutate_member(data: bytes, member: str, ops) -> bytes:
@@ -162,22 +206,23 @@ def mutate_member(data: bytes, member: str, ops) -> bytes:
 @_settings(2500)
 @given(name=st.sampled_from(FILES), ops=st.lists(mutation, min_size=1, max_size=6),
        inside=st.sampled_from([None, "config.json", "model.weights.h5", "metadata.json"]))
-def test_mutated_files(name, ops, inside, tmp_path_factory, good):
+def test_mutated_files(name, ops, inside, tmp_path_factory, worker):
     folder = tmp_path_factory.mktemp("mut", numbered=True)
     path = folder / ("m" + _suffix(name))
     if inside and name.endswith(".keras"):
         path.write_bytes(mutate_member(_CONTENT[name], inside, ops))
     else:
         path.write_bytes(mutate_bytes(_CONTENT[name], ops))
-
-    def run():
-        arch = archdiff.load(path)
-        exercise(arch, str(path), good)
-
-    outcome = _expect_only_archdiff_errors(run)
-    key = f"files:{_suffix(name).lstrip('.')}{'/' + inside if inside and name.endswith('.keras') else ''}:{outcome}"
+    outcome = worker.load(path)
+    if outcome == "hang":
+        # libhdf5's known infinite loop (docs/robustness.md): kept for the record, not failed here;
+        # test_robust_known_bugs.py holds it as a strict xfail.
+        (HANGS / f"{len(list(HANGS.iterdir()))}{_suffix(name)}").write_bytes(path.read_bytes())
+    key = f"files:{_suffix(name).lstrip('.')}{'/' + inside if inside and name.endswith('.keras') else ''}:" \
+          f"{outcome.split(':')[0]}"
     COUNTS[key] = COUNTS.get(key, 0) + 1
     shutil.rmtree(folder, ignore_errors=True)
+    assert not outcome.startswith(("crash", "died")), f"{name} mutated by {ops} (inside {inside}): {outcome}"
 
 
 # -- 2. mutated configs ------------------------------------------------------------------------
@@ -280,7 +325,7 @@ def test_mutated_configs(name, edits, tmp_path_factory, good):
 
     def run():
         arch = archdiff.load(path)
-        exercise(arch, str(path), good)
+        exercise(arch, good)
 
     outcome = _expect_only_archdiff_errors(run)
     COUNTS[f"configs:{outcome}"] = COUNTS.get(f"configs:{outcome}", 0) + 1
@@ -382,4 +427,7 @@ def test_zz_fuzz_count(capsys):
     total = sum(COUNTS.values())
     with capsys.disabled():
         print(f"\nfuzz examples: {total} " + json.dumps(dict(sorted(COUNTS.items()))))
+        hangs = list(HANGS.iterdir())
+        if hangs:
+            print(f"libhdf5 hung on {len(hangs)} mutated file(s), kept in {HANGS}")
     assert total >= 5000 or EXPLORE

@@ -16,6 +16,36 @@ from archdiff.errors import ArchdiffError
 import harness
 
 
+KNOWN = [(case, job_command) for case in harness.cases() if case.get("known_bug")
+         for job_command in case["known_bug"]["commands"]]
+
+
+@pytest.mark.parametrize("case, command", [
+    pytest.param(case, command, marks=pytest.mark.xfail(strict=True, reason=case["known_bug"]["bug"]))
+    for case, command in KNOWN], ids=[f"{c['file']}::{cmd}" for c, cmd in KNOWN])
+def test_corpus_file_known_to_fail(case, command, tmp_path, canary_env):
+    """The (file, command) pairs the manifest marks known_bug, run as a user runs them."""
+    job = next(j for j in harness.jobs_for(case, harness.CORPUS / case["file"], tmp_path / "out")
+               if j.command == command)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = harness.run_fresh(job, canary_env, cwd=cwd)
+    assert not harness.problems(job, result)
+
+
+@pytest.mark.xfail(strict=True, raises=TypeError,
+                   reason="canonical.py _normalize: `value.get('class_name') in POLICY_CLASSES` raises TypeError "
+                          "when class_name is a list or a dict (unhashable); diff and textconv crash on such a config")
+def test_diff_with_an_unhashable_class_name():
+    from archdiff.diff import diff
+
+    arch = archdiff.load(harness.CORPUS / "cfg_unhashable_class_name.json")
+    try:
+        diff(arch, archdiff.load(harness.GOOD_MODEL))
+    except ArchdiffError:
+        pass
+
+
 def _rename(arch, index: int, name: str):
     layers = list(arch.layers)
     layers[index] = replace(layers[index], name=name, path=name)
