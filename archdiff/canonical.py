@@ -128,7 +128,7 @@ def _normal_axis(axis: Any, rank: int | None) -> Any:
 
 def _normalize(value: Any) -> Any:
     if isinstance(value, dict):
-        if value.get("class_name") in POLICY_CLASSES:
+        if isinstance(value.get("class_name"), str) and value["class_name"] in POLICY_CLASSES:
             inner = value.get("config")
             if isinstance(inner, dict) and isinstance(inner.get("name"), str):
                 return inner["name"]

@@ -548,6 +548,12 @@ def _match(src_units: list[_Unit], tgt_units: list[_Unit], rules: tuple[MapRule,
             listed = ", ".join(f"'{c.unit.path}' ({c.rule.origin} '{c.rule.text}')" for c in ruled)
             raise UsageError(f"several source layers are renamed to the target layer '{dest}': {listed}",
                              hint="each target layer takes one source layer; fix the rename rules")
+        if not ruled and len(found) > 1:
+            # Only a '/' inside a layer name can give two source layers one path.
+            listed = ", ".join(f"'{c.unit.path}'" for c in found)
+            raise UsageError(f"several source layers have the path '{dest}' ({listed}): a '/' in a layer name "
+                             "collides with a nested model's layer",
+                             hint="rename the layer, or say which one goes where with --map")
         winner = ruled[0] if ruled else found[0]
         pairs[dest] = winner
         for c in found:
