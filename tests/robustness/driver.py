@@ -98,7 +98,14 @@ def main(argv=None) -> int:
         for job in jobs:
             results.write(json.dumps({"id": job["id"], "event": "start"}) + "\n")
             results.flush()
-            result = run_job(job, cli_main, canary)
+            try:
+                result = run_job(job, cli_main, canary)
+            except JobTimeout:
+                # The alarm went off just as the job ended, outside run_job's own handler.
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                result = {"id": job["id"], "event": "done", "code": None, "stdout": "", "stdout_bytes": 0,
+                          "stderr": "", "seconds": None, "crash": f"TIMEOUT after {job.get('timeout', 60)} s",
+                          "canary": bool(canary and os.path.lexists(canary))}
             results.write(json.dumps(result) + "\n")
             results.flush()
     return 0

@@ -195,7 +195,8 @@ def run_driver(jobs: list[Job], work: Path, *, canary_env: dict, timeout: float 
         rounds += 1
         jobs_file = work / f"jobs{rounds}.json"
         results_file = work / f"results{rounds}.jsonl"
-        jobs_file.write_text(json.dumps({"jobs": [{"id": j.id, "argv": j.argv, "timeout": JOB_SECONDS}
+        jobs_file.write_text(json.dumps({"jobs": [{"id": j.id, "argv": j.argv,
+                                                   "timeout": j.extra.get("seconds", JOB_SECONDS)}
                                                   for j in remaining]}))
         try:
             proc = subprocess.run([sys.executable, str(DRIVER), str(jobs_file), str(results_file)], cwd=run_dir,
@@ -271,7 +272,7 @@ def problems(job: Job, result: dict | None) -> list[str]:
         out.append("textconv printed nothing")
     if result.get("canary"):
         out.append("THE CANARY FIRED: something in this file was executed")
-    if result.get("seconds") is not None and result["seconds"] > JOB_SECONDS:
+    if result.get("seconds") is not None and result["seconds"] > job.extra.get("seconds", JOB_SECONDS):
         out.append(f"took {result['seconds']:.1f} s")
     if job.out is not None:
         left = sorted(p.name for p in job.out.parent.iterdir())
