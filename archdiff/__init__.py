@@ -8,16 +8,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import ArchdiffError, InputError, MissingDependencyError, TopologyUnknownError  # noqa: E402
-from .graph import to_graph  # noqa: E402
-from .layertable import layer_rows, summary  # noqa: E402
-from .model import Architecture, Layer, WeightSpec  # noqa: E402
-from .readers import load  # noqa: E402
+from archdiff.errors import ArchdiffError, InputError, MissingDependencyError, TopologyUnknownError  # noqa: E402
+from archdiff.views import to_graph  # noqa: E402
+from archdiff.views import layer_rows, summary  # noqa: E402
+from archdiff.model import Architecture, Layer, WeightSpec  # noqa: E402
+from archdiff.read import load  # noqa: E402
 
 
 def model_from_yaml(text_or_path, custom_objects=None, *, safe_mode: bool = True):
     """Rebuild a Keras model from YAML: the safe replacement of Keras' removed API."""
-    from .export import model_from_yaml as _impl
+    from archdiff.views import model_from_yaml as _impl
 
     return _impl(text_or_path, custom_objects=custom_objects, safe_mode=safe_mode)
 

@@ -1,6 +1,6 @@
 """``python -m archdiff``."""
 import sys
 
-from .cli import main
+from archdiff.cli.main import main
 
 sys.exit(main())

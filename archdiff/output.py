@@ -9,7 +9,7 @@ import tempfile
 from contextlib import contextmanager
 from typing import Iterator
 
-from .errors import OutputError, UsageError
+from archdiff.errors import OutputError, UsageError
 
 
 def refuse_overwriting_inputs(target: str, inputs: list[str]) -> None:

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from .textfmt import human_bytes
+from archdiff.textfmt import human_bytes
 
 
 class Progress:

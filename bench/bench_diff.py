@@ -212,7 +212,7 @@ def run() -> list[dict]:
                     bare_json, target="within 3x (speedup >= 0.33)"))
 
     from archdiff.diff import diff
-    from archdiff.readers import load
+    from archdiff.read import load
 
     for n in SIZES:
         a_path, b_path, meta = write_synthetic(n)

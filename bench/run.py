@@ -20,7 +20,7 @@ OUT = Path(__file__).resolve().parent / "results.md"
 
 def main(argv: list[str]) -> int:
     names = argv or list(SUITES)
-    from .common import precompile
+    from x.common import precompile
 
     precompile()
     rows = []

@@ -9,7 +9,7 @@ import support  # noqa: F401 - sets TF_CPP_MIN_LOG_LEVEL before any test imports
 @pytest.fixture
 def cli(capsys):
     """archdiff in this process: ``cli(*args) -> (exit_code, stdout, stderr)``."""
-    from archdiff.cli import main
+    from archdiff.cli.main import main
 
     def call(*args):
         capsys.readouterr()

@@ -87,7 +87,7 @@ def test_light_commands_never_import_tensorflow(tmp_path):
     code = f"""
 import sys
 import archdiff
-from archdiff.cli import main
+from archdiff.cli.main import main
 for args in (["layers", {str(RESNET)!r}], ["summary", {str(NESTED_K2)!r}],
              ["layers", {str(FIXTURES / "keras2" / "nested.yaml")!r}],
              ["export", {str(RESNET)!r}, "-o", {str(tmp_path / "m.json")!r}],

@@ -6,7 +6,7 @@ from unittest import mock
 
 import pytest
 
-from archdiff.devices import (DEFAULT, MIRRORED, MULTI_WORKER, ONE_DEVICE, StepTimes, cluster_size,
+from archdiff.validate.devices import (DEFAULT, MIRRORED, MULTI_WORKER, ONE_DEVICE, StepTimes, cluster_size,
                               plan_devices)
 from archdiff.errors import UsageError
 
@@ -92,7 +92,7 @@ def test_plan_to_dict_round_trips_through_json():
 @pytest.fixture
 def tf():
     pytest.importorskip("tensorflow")
-    from archdiff.factory import require_keras
+    from archdiff.lazy import require_keras
 
     require_keras()
     import tensorflow
@@ -116,7 +116,7 @@ def _fake_gpus(tf, n):
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("n, strategy", [(0, DEFAULT), (1, DEFAULT), (2, MIRRORED), (4, MIRRORED)])
 def test_choose_reads_tensorflows_device_lists(tf, n, strategy):
-    from archdiff.devices import choose
+    from archdiff.validate.devices import choose
 
     with _fake_gpus(tf, n):
         plan = choose("auto", environ={})
@@ -129,7 +129,7 @@ def test_choose_reads_tensorflows_device_lists(tf, n, strategy):
 
 @pytest.mark.tensorflow
 def test_choose_gpu_on_this_machine_fails_cleanly_when_none_is_seen(tf):
-    from archdiff.devices import choose
+    from archdiff.validate.devices import choose
 
     with _fake_gpus(tf, 0), pytest.raises(UsageError, match="--device gpu"):
         choose("gpu", environ={})
@@ -137,7 +137,7 @@ def test_choose_gpu_on_this_machine_fails_cleanly_when_none_is_seen(tf):
 
 @pytest.mark.tensorflow
 def test_make_strategy_builds_what_the_plan_names(tf):
-    from archdiff.devices import make_strategy
+    from archdiff.validate.devices import make_strategy
 
     with mock.patch.object(tf.distribute, "MirroredStrategy") as mirrored:
         make_strategy(plan_devices("auto", gpus=(GPU0, GPU1)))
@@ -156,7 +156,7 @@ def test_validate_reports_the_mirrored_gpu_path(tf, tmp_path):
     import keras
 
     from archdiff.validate import finetune
-    from archdiff.readers import load
+    from archdiff.read import load
     from test_validate_support import fast_options, target_model
 
     keras.utils.set_random_seed(0)
@@ -186,8 +186,8 @@ def test_the_mixed_precision_path_trains(tf, tmp_path):
     """What --mixed-precision does on a GPU, forced here on the CPU: float16 compute, float32 head, loss scaling."""
     import keras
 
-    from archdiff.devices import DevicePlan
-    from archdiff.readers import load
+    from archdiff.validate.devices import DevicePlan
+    from archdiff.read import load
     from archdiff.validate import finetune
     from test_validate_support import fast_options, target_model
 

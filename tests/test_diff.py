@@ -11,7 +11,7 @@ from test_diff_support import arch, dense, input_layer, layer, mlp, model
 
 from archdiff.diff import KINDS, ArchDiff, DiffOptions, diff, fails, ignore_matches
 from archdiff.errors import UsageError
-from archdiff.readers import from_config_document, load
+from archdiff.read import from_config_document, load
 
 MODELS = ("sequential", "functional", "nested", "resnet_small")
 CONFIG_SUFFIXES = (".keras", ".h5", ".json", ".config.json", ".yaml", ".pyyaml.yaml")
@@ -235,7 +235,7 @@ def test_fail_on_semantics():
 
 
 def test_cli_fail_on_choices_match_the_engine():
-    from archdiff.commands.diff import FAIL_ON_CHOICES
+    from archdiff.cli.diff import FAIL_ON_CHOICES
     from archdiff.diff import FAIL_ON_SPECIAL
 
     assert FAIL_ON_CHOICES == (*FAIL_ON_SPECIAL, *KINDS)

@@ -15,8 +15,8 @@ import pytest
 from support import run_cli
 
 from archdiff.diff import diff
-from archdiff.matching import match_layers
-from archdiff.readers import load
+from archdiff.diff.matching import match_layers
+from archdiff.read import load
 
 pytestmark = pytest.mark.tensorflow
 

@@ -13,9 +13,9 @@ from markdown_it import MarkdownIt
 from test_diff_support import arch, mlp
 
 from archdiff.diff import DiffOptions, diff
-from archdiff.diffrender import md_code, md_escape, merged, render_markdown, render_text
-from archdiff.policy import check, parse_policy
-from archdiff.readers import load
+from archdiff.diff.render.reports import md_code, md_escape, merged, render_markdown, render_text
+from archdiff.diff.policy import check, parse_policy
+from archdiff.read import load
 
 SCHEMA = json.loads((ROOT / "archdiff" / "schemas" / "diff.schema.json").read_text())
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

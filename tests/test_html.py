@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from archdiff.diff import diff
-from archdiff.htmlreport import _split, diff_data, model_data, render_diff_html, render_model_html
-from archdiff.readers import load
+from archdiff.diff.render.html import _split, diff_data, model_data, render_diff_html, render_model_html
+from archdiff.read import load
 
 from support import FIXTURES, ROOT
 
@@ -296,6 +296,6 @@ def test_html_report_needs_no_tensorflow(renamed_pair, tmp_path):
 def test_assets_ship_with_the_package():
     from importlib import resources
 
-    base = resources.files("archdiff").joinpath("html")
+    base = resources.files("archdiff.diff.render").joinpath("assets")
     for name in ("template.html", "app.js", "style.css", "vendor/dagre.min.js", "vendor/LICENSE-dagre.txt"):
         assert base.joinpath(name).is_file(), name

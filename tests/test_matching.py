@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_diff_support import arch, dense, input_layer, layer, mlp, model
 
-from archdiff.matching import Matching, Pair, match_layers
+from archdiff.diff.matching import Matching, Pair, match_layers
 from archdiff.model import Architecture, Layer, Source, WeightSpec
-from archdiff.readers import from_config_document, load
+from archdiff.read import from_config_document, load
 
 from support import FIXTURES
 

@@ -8,7 +8,7 @@ import pytest
 from test_diff_support import arch, mlp, save
 
 from archdiff.diff import diff
-from archdiff.policy import LayerPattern, ParamGrowth, PolicyError, check, load_policy, parse_policy
+from archdiff.diff.policy import LayerPattern, ParamGrowth, PolicyError, check, load_policy, parse_policy
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def test_layers_match_keras(path: Path):
         # Keras 3 weights-only: Keras' order and classes are not recorded. Files
         # with `name` attributes give the real names; older ones (tf-keras,
         # Keras 2.13-2.15) only the auto names: class in snake case + order.
-        from archdiff.h5 import auto_names
+        from archdiff.read.hdf5 import auto_names
 
         top = [l for l in exp_layers if l["depth"] == 0]
         if expected.get("model_class") == "Sequential" or path.name.startswith("sequential"):

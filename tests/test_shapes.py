@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archdiff import shapes as shapes_module
+from archdiff.shapes import rules as shapes_module
 from archdiff.model import Architecture, Call, Layer, Source, TensorRef, WeightSpec
 from archdiff.shapes import infer, layer_output_shapes, layer_weights, variable_dtype
 
@@ -243,21 +243,27 @@ def test_infer_never_raises_on_random_graphs(entries):
         infer(arch)
 
 
-def test_shapes_module_is_pure_python():
-    """shapes.py imports only the standard library and archdiff.model."""
+def test_shapes_package_is_pure_python():
+    """archdiff/shapes/ imports only the standard library, archdiff.model and its own modules."""
     import ast
     import sys
+    from pathlib import Path
 
     import archdiff.shapes
 
-    tree = ast.parse(open(archdiff.shapes.__file__, encoding="utf-8").read())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and not node.level:
-            imported.add(node.module.split(".")[0])
-    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+    files = sorted(Path(archdiff.shapes.__file__).parent.glob("*.py"))
+    assert files
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                imported.add(node.module)
+        outside = {m for m in imported if m.split(".")[0] not in set(sys.stdlib_module_names) | {"__future__"}
+                   and m != "archdiff.model" and not m.startswith("archdiff.shapes")}
+        assert not outside, (path.name, outside)
 
 
 # ---------------------------------------------------------------------------
@@ -616,7 +622,7 @@ def test_keras3_operations_take_shapes_from_consumers(keras3):
 # ---------------------------------------------------------------------------
 def arch_from_tf_keras(model) -> Architecture:
     """The real Keras 2 config reader (it renumbers tf-keras' nested-model calls)."""
-    from archdiff.readers import from_config_document
+    from archdiff.read import from_config_document
 
     document = {"class_name": type(model).__name__, "config": model.get_config(), "keras_version": "2.21.0"}
     return from_config_document(document, path="<test>", fmt="json")

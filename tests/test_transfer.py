@@ -23,12 +23,10 @@ import h5py
 import numpy as np
 import pytest
 
-from archdiff import h5
+from archdiff.read import hdf5 as h5
 from archdiff.errors import UsageError
-from archdiff.transfer import (
-    MapRule, TransferError, TransferOptions, apply_transfer, dry_run, load_map_file, parse_map_rule, plan_transfer,
-)
-from archdiff.transferrender import render
+from archdiff.transfer import (MapRule, TransferError, TransferOptions, apply_transfer, dry_run, load_map_file, parse_map_rule, plan_transfer)
+from archdiff.transfer.render import render
 from support import FIXTURES, ROOT, run_cli
 
 K2 = FIXTURES / "keras2"
@@ -348,9 +346,9 @@ def test_match_auto_takes_the_diffs_renames(renamed_pair, monkeypatch, tmp_path)
         def renames(self):
             return {"old_fc1": "new_fc1", "old_fc2": "new_fc2"}
 
-    fake = types.ModuleType("archdiff.matching")
+    fake = types.ModuleType("archdiff.diff.matching")
     fake.match_layers = lambda a, b, *, detect_renames=True: Matching()
-    monkeypatch.setitem(sys.modules, "archdiff.matching", fake)
+    monkeypatch.setitem(sys.modules, "archdiff.diff.matching", fake)
     plan = plan_transfer(source, target, TransferOptions(match="auto"))
     by = {layer.target: (layer.source, layer.matched_by) for layer in plan.layers}
     assert by["new_fc1"] == ("old_fc1", "auto") and by["new_fc2"] == ("old_fc2", "auto")
@@ -455,7 +453,7 @@ def test_lossless_casts_are_allowed(tmp_path):
 
 
 def test_large_tensors_are_copied_in_blocks(tmp_path, monkeypatch):
-    from archdiff import h5write
+    from archdiff.transfer import write as h5write
 
     monkeypatch.setattr(h5write, "BLOCK_BYTES", 1000)
     k, b, s = rng_arrays(7, (3, 37, 41), (5000,), ())
@@ -596,7 +594,7 @@ def test_blocks_cover_every_element_once_in_c_order():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from archdiff.h5write import blocks
+    from archdiff.transfer.write import blocks
 
     @settings(max_examples=200, deadline=None)
     @given(st.lists(st.integers(0, 6), min_size=0, max_size=4), st.integers(1, 64), st.sampled_from([1, 2, 4, 8]))
@@ -640,7 +638,6 @@ def renamed_keras(src: Path, folder: Path, old: str, new: str) -> Path:
 
 
 def test_match_auto_pairs_a_renamed_layer_with_the_diffs_matcher(tmp_path, cli):
-    pytest.importorskip("archdiff.matching")
     source = renamed_keras(K3 / "resnet_small.keras", tmp_path, "conv2_block1_2_conv", "middle_conv")
     target = scrambled_copy(K3 / "resnet_small.keras", tmp_path)
     plan = plan_transfer(source, target)
@@ -668,7 +665,7 @@ def test_files_without_layer_names_pair_by_auto_names_and_say_so(tmp_path):
 
 @pytest.mark.parametrize("kernel_copy", [True, False], ids=["copy_file_range", "pread-pwrite"])
 def test_copy_file_except_leaves_holes_and_copies_the_rest(tmp_path, monkeypatch, kernel_copy):
-    from archdiff import h5write
+    from archdiff.transfer import write as h5write
 
     if not kernel_copy:
         monkeypatch.delattr(os, "copy_file_range", raising=False)

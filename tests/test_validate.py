@@ -18,7 +18,7 @@ pytestmark = pytest.mark.tensorflow
 
 @pytest.fixture(scope="module")
 def keras():
-    from archdiff.factory import require_keras
+    from archdiff.lazy import require_keras
 
     return require_keras()
 
@@ -93,7 +93,7 @@ def test_report_is_json_serializable_and_fits_the_schema(good_report):
     from pathlib import Path
 
     jsonschema = pytest.importorskip("jsonschema")
-    from archdiff.validaterender import render
+    from archdiff.validate.render import render
 
     schema = json.loads((Path(__file__).resolve().parent.parent / "archdiff" / "schemas"
                          / "validate.schema.json").read_text())
@@ -138,7 +138,7 @@ def test_layer_left_with_its_initial_values_is_named(files):
 
 
 def test_a_frozen_layer_that_changes_fails_the_finetune_check(files, keras, monkeypatch):
-    import archdiff.validate as v
+    import archdiff.validate.core as v
 
     real_fit = v._fit
 
@@ -158,7 +158,7 @@ def test_a_frozen_layer_that_changes_fails_the_finetune_check(files, keras, monk
 
 
 def test_a_trainable_layer_that_never_changes_fails(files, keras, monkeypatch):
-    import archdiff.validate as v
+    import archdiff.validate.core as v
 
     real_snapshot = v._snapshot
 
@@ -187,8 +187,8 @@ def test_freeze_until_name_freezes_the_layers_before_it(files):
 
 
 def test_freeze_until_index_matches_archdiff_layers(files, keras):
-    from archdiff.layertable import layer_rows
-    from archdiff.readers import load
+    from archdiff.views import layer_rows
+    from archdiff.read import load
     from archdiff.validate import rebuild, resolve_freeze_until
 
     arch = load(str(files / "target.keras"))
@@ -261,7 +261,7 @@ def test_a_layer_whose_weights_did_not_fit_ends_the_shared_subgraph(keras, tmp_p
 
 
 def test_a_part_that_cannot_run_at_the_targets_size_steps_back_to_what_can(keras, tmp_path):
-    from archdiff.readers import load
+    from archdiff.read import load
     from archdiff.validate import compare_outputs, pair_layers, rebuild
 
     source, target = _flat_dense_pair(keras, tmp_path)
@@ -281,7 +281,7 @@ def test_a_part_that_cannot_run_at_the_targets_size_steps_back_to_what_can(keras
 # -- rebuilding safely ----------------------------------------------------------------------------
 def test_lambda_code_is_refused_in_safe_mode_and_runs_with_unsafe(keras, tmp_path):
     from archdiff.errors import UnsafeInputError
-    from archdiff.readers import load
+    from archdiff.read import load
     from archdiff.validate import rebuild
 
     inputs = keras.Input((4,), name="x")
@@ -296,7 +296,7 @@ def test_lambda_code_is_refused_in_safe_mode_and_runs_with_unsafe(keras, tmp_pat
 
 def test_custom_classes_need_import(keras, tmp_path, monkeypatch):
     from archdiff.errors import InputError
-    from archdiff.readers import load
+    from archdiff.read import load
     from archdiff.validate import import_modules, rebuild
 
     module = tmp_path / "archdiff_test_custom_layers.py"
@@ -338,7 +338,6 @@ def test_weights_only_target_is_refused_with_a_hint(files):
 
 # -- across Keras versions, with the real transfer command ------------------------------------------
 def test_keras2_source_into_keras3_target_with_archdiff_transfer(tmp_path):
-    pytest.importorskip("archdiff.transfer")
     from pathlib import Path
 
     from archdiff.transfer import TransferOptions, apply_transfer, plan_transfer

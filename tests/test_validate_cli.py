@@ -18,7 +18,7 @@ FAST = ["--epochs", "2", "--samples", "64", "--test-samples", "32", "--learning-
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    from archdiff.factory import require_keras
+    from archdiff.lazy import require_keras
 
     return make_files(require_keras(), tmp_path_factory.mktemp("validate_cli"))
 
@@ -118,7 +118,6 @@ def test_image_folder_data(cli, files, tmp_path):
 
 def test_the_demo_fixtures_validate_after_archdiff_transfer(cli, tmp_path):
     """The demo's story end to end, with the real transfer command (a short fine-tune)."""
-    pytest.importorskip("archdiff.transfer")
     demo = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
     out = tmp_path / "out.keras"
     code, _, err = cli("transfer", demo / "source.keras", demo / "target.keras", "-o", out)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from archdiff import synthetic
+from archdiff.validate import synthetic
 
 
 def test_same_seed_same_arrays_other_seed_other_arrays():
@@ -111,7 +111,7 @@ def test_config_differences_ignore_names_initializers_and_dialect_spelling():
 def test_the_validate_command_does_not_load_tensorflow_until_it_runs():
     """Registering the command (what every archdiff invocation does) must stay light."""
     code = ("import sys; from archdiff.cli import build_parser; build_parser(); "
-            "import archdiff.validate, archdiff.validaterender, archdiff.devices, archdiff.synthetic; "
+            "import archdiff.validate, archdiff.validate.render, archdiff.validate.devices, archdiff.validate.synthetic; "
             "bad = [m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

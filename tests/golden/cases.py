@@ -88,7 +88,7 @@ def cases() -> dict[str, list[str]]:
 
 def run_case(argv: list[str], scratch: Path) -> str:
     """Run one case in-process in ``scratch``; the golden text of what it printed."""
-    from archdiff.cli import main
+    from archdiff.cli.main import main
 
     for leftover in scratch.iterdir():
         if leftover.name != "fx":

@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     jobs_path, results_path = argv
     with open(jobs_path, encoding="utf-8") as fh:
         jobs = json.load(fh)["jobs"]
-    from archdiff.cli import main as cli_main
+    from archdiff.cli.main import main as cli_main
 
     canary = os.environ.get("ARCHDIFF_CANARY")
     with open(results_path, "a", encoding="utf-8") as results:

@@ -23,10 +23,10 @@ import harness  # noqa: E402
 
 def exercise(arch, good) -> None:
     """What the commands do with a model that loaded."""
-    from archdiff.canonical import text_form
+    from archdiff.diff.canonical import text_form
     from archdiff.diff import diff
     from archdiff.errors import ArchdiffError
-    from archdiff.layertable import layer_rows, summary
+    from archdiff.views import layer_rows, summary
     from archdiff.transfer import plan_transfer
 
     diff(arch, good["model"])

@@ -151,7 +151,7 @@ def test_read_only_folder_in_process(tmp_path, monkeypatch, capsys, inputs_befor
     """Without privileges: creating the temporary file fails with EROFS, as in a read-only folder."""
     import tempfile
 
-    from archdiff.cli import main
+    from archdiff.cli.main import main
 
     def refuse(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))

@@ -1,0 +1,42 @@
+"""Arguments and output helpers shared by the commands."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from archdiff.errors import UsageError
+
+
+def add_model_args(parser, name: str = "model", help_text: str = "model file or package.module:callable") -> None:
+    parser.add_argument(name, help=help_text)
+    parser.add_argument("--arg", dest="factory_args", action="append", default=[], metavar="KEY=VALUE",
+                        help="keyword argument for a module:callable factory (value read as JSON, else text)")
+
+
+def factory_kwargs(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--arg '{pair}' is not KEY=VALUE", hint="for example --arg include_top=false")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def load_model(args, attr: str = "model"):
+    from archdiff.read import load
+
+    return load(getattr(args, attr), factory_kwargs=factory_kwargs(getattr(args, "factory_args", [])))
+
+
+def emit(text: str, stream=None) -> None:
+    stream = stream or sys.stdout
+    stream.write(text if text.endswith("\n") else text + "\n")
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=False) + "\n"

@@ -1,0 +1,1 @@
+"""Renderers of an ArchDiff: text, JSON and Markdown reports (``reports``), the HTML page (``html``)."""

@@ -1,0 +1,1085 @@
+"""Weight transfer by layer name: the plan, the copy into a new file, and the report.
+
+``plan_transfer(source, target, options)`` pairs every target layer that has
+weights with the source layer of the same path (nested models by path,
+``base/conv1``), after the rename rules (``--map``, a map file, regex rules,
+``--match auto``), then pairs their variables by name where both files name
+them and by position otherwise, checking shape and dtype. It never shifts
+weights by position across layers. It returns a :class:`TransferPlan`; it reads
+no tensor data and writes nothing.
+
+``apply_transfer(plan, out)`` writes OUT in the target's format: a weights file
+is copied and its matched datasets overwritten one block at a time; a
+``.keras`` model gets a new zip with the same ``config.json`` and
+``metadata.json`` and the new ``model.weights.h5``. OUT is built as a hidden
+temporary file beside it, read back and checked (the checksum of every copied
+dataset), then renamed into place. It returns a :class:`TransferReport`.
+
+Exit codes (``TransferReport.return_code``): 0 every target layer with weights
+got all of them from the source; 1 some target layers were left as they were
+or skipped (``--skip-mismatch``); 2 an error (mismatches without
+``--skip-mismatch``, lossy casts without ``--allow-cast``, nothing matched).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Mapping
+
+from archdiff.errors import ArchdiffError, InputError, OutputError, UnsafeInputError, UsageError
+from archdiff.model import Architecture, Layer, WeightSpec
+
+#: Version of the JSON report (archdiff/schemas/transfer.schema.json).
+SCHEMA_VERSION = 1
+
+_SUFFIX = re.compile(r":\d+$")
+
+#: Target formats OUT can be written in, by ``Source.format``.
+WEIGHT_FILE_FORMATS = ("h5", "h5-weights", "weights.h5")
+
+
+class TransferError(ArchdiffError):
+    """The plan cannot be carried out; ``plan`` holds every reason at once."""
+
+    def __init__(self, message: str, *, plan: "TransferPlan | None" = None, hint: str | None = None):
+        self.plan = plan
+        super().__init__(message, hint=hint)
+
+
+# -- options and rename rules ----------------------------------------------------
+@dataclass(frozen=True)
+class MapRule:
+    """A rename from source layer paths to target layer paths.
+
+    Exact rules (``OLD=NEW``) rename the layer at path OLD, and everything under
+    it when OLD is a nested model (``base=backbone`` renames ``base/conv1`` to
+    ``backbone/conv1``). Regex rules (``re:PATTERN=REPLACEMENT``) substitute the
+    first match of PATTERN in the path, ``\\1`` for groups, like ``sed s///``.
+    """
+
+    old: str
+    new: str
+    regex: bool = False
+    #: Where the rule came from: ``--map``, ``rules.yaml:3``, ``--match auto``.
+    origin: str = "--map"
+
+    @property
+    def text(self) -> str:
+        return f"{'re:' if self.regex else ''}{self.old}={self.new}"
+
+    @property
+    def kind(self) -> str:
+        if self.origin == "--match auto":
+            return "auto"
+        return "regex" if self.regex else "map"
+
+    def apply(self, path: str) -> str | None:
+        """The renamed path, or None when the rule does not apply to ``path``."""
+        if self.regex:
+            match = re.search(self.old, path)
+            if match is None:
+                return None
+            try:
+                replaced = match.expand(self.new)
+            except (re.error, IndexError) as exc:
+                raise UsageError(f"{self.origin} '{self.text}': the replacement does not fit the pattern ({exc})",
+                                 hint="use \\1, \\2 ... for the pattern's groups") from None
+            return path[:match.start()] + replaced + path[match.end():]
+        if path == self.old:
+            return self.new
+        if path.startswith(self.old + "/"):
+            return self.new + path[len(self.old):]
+        return None
+
+
+def parse_map_rule(text: str, origin: str = "--map") -> MapRule:
+    """``OLD=NEW`` or ``re:PATTERN=REPLACEMENT`` (split at the last ``=``) into a rule."""
+    if text.startswith("re:"):
+        body = text[3:]
+        old, sep, new = body.rpartition("=")
+        if not sep or not old:
+            raise UsageError(f"{origin} '{text}' is not re:PATTERN=REPLACEMENT",
+                             hint="for example --map 're:^old_(.*)$=new_\\1'")
+        try:
+            re.compile(old)
+        except re.error as exc:
+            raise UsageError(f"{origin} '{text}': '{old}' is not a valid regular expression ({exc})") from None
+        return MapRule(old, new, regex=True, origin=origin)
+    old, sep, new = text.partition("=")
+    if not sep or not old or not new:
+        raise UsageError(f"{origin} '{text}' is not OLD=NEW",
+                         hint="give the source layer's path, '=', and the target layer's path: --map fc1=dense_1")
+    return MapRule(old.strip("/"), new.strip("/"), origin=origin)
+
+
+def load_map_file(path: str) -> tuple[MapRule, ...]:
+    """Rules from a file: YAML/JSON (``{OLD: NEW}``, a list of ``OLD=NEW``) or text lines ``OLD=NEW``.
+
+    In text files blank lines and lines starting with ``#`` are ignored.
+    """
+    from archdiff.limits import MAX_CONFIG_BYTES
+
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_CONFIG_BYTES:
+            raise UsageError(f"the map file holds {size} bytes, over the limit of {MAX_CONFIG_BYTES}", path=path)
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise UsageError("no such map file", path=path) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read the map file ({exc.strerror})", path=path) from None
+    base = os.path.basename(path)
+    if path.lower().endswith((".yaml", ".yml", ".json")):
+        from archdiff.read import parse_json_bytes, parse_yaml_text
+
+        if path.lower().endswith(".json"):
+            document = parse_json_bytes(data, where=path)
+        else:
+            document = parse_yaml_text(data, where=path)
+        if isinstance(document, dict) and set(document) == {"map"}:
+            document = document["map"]
+        rules = []
+        if isinstance(document, dict):
+            for i, (old, new) in enumerate(document.items(), 1):
+                if not isinstance(old, str) or not isinstance(new, str):
+                    raise UsageError(f"entry {i} ({old!r}: {new!r}) is not a pair of layer names", path=path)
+                rules.append(parse_map_rule(f"{old}={new}", f"{base} entry {i}"))
+        elif isinstance(document, list):
+            for i, item in enumerate(document, 1):
+                if isinstance(item, str):
+                    rules.append(parse_map_rule(item, f"{base} item {i}"))
+                elif isinstance(item, dict) and set(item) == {"old", "new"} and all(
+                        isinstance(v, str) for v in item.values()):
+                    rules.append(parse_map_rule(f"{item['old']}={item['new']}", f"{base} item {i}"))
+                else:
+                    raise UsageError(f"item {i} is neither 'OLD=NEW' nor {{old: ..., new: ...}}", path=path)
+        else:
+            raise UsageError("a map file holds a mapping {OLD: NEW} or a list of 'OLD=NEW'", path=path)
+        return tuple(rules)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("the map file is not UTF-8 text", path=path) from None
+    rules = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        rules.append(parse_map_rule(line, f"{base}:{number}"))
+    return tuple(rules)
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    """How to pair layers and what to tolerate; passed explicitly, never global."""
+
+    maps: tuple[MapRule, ...] = ()
+    #: "name" (exact paths after the rules) or "auto" (also the diff's detected renames).
+    match: str = "name"
+    skip_mismatch: bool = False
+    allow_cast: bool = False
+
+    def to_dict(self) -> dict:
+        return {"match": self.match, "maps": [{"rule": r.text, "origin": r.origin} for r in self.maps],
+                "skip_mismatch": self.skip_mismatch, "allow_cast": self.allow_cast}
+
+
+# -- the plan --------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileInfo:
+    """One input file as the report names it."""
+
+    path: str
+    format: str
+    keras_version: str | None
+    description: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "format": self.format, "keras_version": self.keras_version,
+                "description": self.description}
+
+
+#: Variable actions: copy (same dtype), cast (dtype converted), skip (matched layer not copied), keep (no source).
+VAR_ACTIONS = ("copy", "cast", "skip", "keep")
+#: Layer statuses: copied, skipped (--skip-mismatch), kept (no source layer), mismatch (an error).
+LAYER_STATUSES = ("copied", "skipped", "kept", "mismatch")
+
+
+@dataclass(frozen=True)
+class VariableTransfer:
+    """One target variable: where its new value comes from, or why it keeps its own."""
+
+    target: str
+    shape: tuple[int, ...]
+    dtype: str
+    action: str
+    target_location: str | None
+    source: str | None = None
+    source_shape: tuple[int, ...] | None = None
+    source_dtype: str | None = None
+    source_location: str | None = None
+    #: "name" or "position": how it was paired with the source variable.
+    paired_by: str | None = None
+    reason: str | None = None
+
+    @property
+    def params(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= int(d)
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        return self.params * _itemsize(self.dtype)
+
+    @property
+    def copies(self) -> bool:
+        return self.action in ("copy", "cast")
+
+    def to_dict(self) -> dict:
+        return {
+            "target": self.target, "source": self.source, "paired_by": self.paired_by,
+            "action": self.action, "reason": self.reason,
+            "shape": list(self.shape), "dtype": self.dtype,
+            "source_shape": None if self.source_shape is None else list(self.source_shape),
+            "source_dtype": self.source_dtype, "params": self.params, "bytes": self.nbytes,
+            "target_dataset": self.target_location, "source_dataset": self.source_location,
+        }
+
+
+@dataclass(frozen=True)
+class LayerTransfer:
+    """One target layer that has weights, and what happens to them."""
+
+    target: str
+    status: str
+    variables: tuple[VariableTransfer, ...]
+    class_name: str | None = None
+    source: str | None = None
+    #: "name", "auto-name", "map", "regex", "auto" or "nesting" (see docs/transfer.md).
+    matched_by: str | None = None
+    rule: str | None = None
+    reason: str | None = None
+
+    @property
+    def params(self) -> int:
+        return sum(v.params for v in self.variables)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(v.nbytes for v in self.variables)
+
+    def to_dict(self) -> dict:
+        return {
+            "target": self.target, "source": self.source, "class_name": self.class_name,
+            "matched_by": self.matched_by, "rule": self.rule, "status": self.status, "reason": self.reason,
+            "params": self.params, "bytes": self.nbytes,
+            "variables": [v.to_dict() for v in self.variables],
+        }
+
+
+@dataclass(frozen=True)
+class UnusedLayer:
+    """A source layer with weights that no target layer took."""
+
+    path: str
+    params: int
+    nbytes: int
+    reason: str
+    class_name: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"source": self.path, "class_name": self.class_name, "params": self.params, "bytes": self.nbytes,
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Totals:
+    target_layers: int
+    copied_layers: int
+    skipped_layers: int
+    kept_layers: int
+    mismatched_layers: int
+    target_params: int
+    target_bytes: int
+    copied_params: int
+    copied_bytes: int
+    cast_params: int
+    skipped_params: int
+    kept_params: int
+    unused_source_layers: int
+    unused_source_params: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class TransferPlan:
+    """What a transfer will do, layer by layer; computed from the files' metadata only."""
+
+    source: FileInfo
+    target: FileInfo
+    options: TransferOptions
+    layers: tuple[LayerTransfer, ...]
+    unused: tuple[UnusedLayer, ...]
+    #: Everything that stops the transfer, all at once (empty when it can run).
+    problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    #: Shard files of a sharded source, resolved when planning.
+    source_files: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def copies(self) -> list[tuple[LayerTransfer, VariableTransfer]]:
+        return [(layer, var) for layer in self.layers if layer.status == "copied"
+                for var in layer.variables if var.copies]
+
+    @property
+    def totals(self) -> Totals:
+        def count(status):
+            return sum(1 for layer in self.layers if layer.status == status)
+
+        def params(status):
+            return sum(layer.params for layer in self.layers if layer.status == status)
+
+        return Totals(
+            target_layers=len(self.layers),
+            copied_layers=count("copied"), skipped_layers=count("skipped"), kept_layers=count("kept"),
+            mismatched_layers=count("mismatch"),
+            target_params=sum(layer.params for layer in self.layers),
+            target_bytes=sum(layer.nbytes for layer in self.layers),
+            copied_params=sum(v.params for _, v in self.copies),
+            copied_bytes=sum(v.nbytes for _, v in self.copies),
+            cast_params=sum(v.params for _, v in self.copies if v.action == "cast"),
+            skipped_params=params("skipped"), kept_params=params("kept"),
+            unused_source_layers=len(self.unused),
+            unused_source_params=sum(u.params for u in self.unused),
+        )
+
+    @property
+    def return_code(self) -> int:
+        """0 every target layer got its weights; 1 some were kept or skipped; 2 the plan cannot run."""
+        if self.problems:
+            return 2
+        if any(layer.status != "copied" for layer in self.layers):
+            return 1
+        return 0
+
+
+@dataclass(frozen=True)
+class TransferReport:
+    """A plan and what became of it: written or not (dry run), verified, checksums."""
+
+    plan: TransferPlan
+    output: str | None
+    written: bool = False
+    dry_run: bool = False
+    verified: bool = False
+    #: ``"<target layer>/<variable>"`` -> checksum of the bytes written.
+    checksums: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def return_code(self) -> int:
+        return self.plan.return_code
+
+    def to_dict(self) -> dict:
+        from archdiff.transfer.write import CHECKSUM
+
+        plan = self.plan
+        layers = []
+        for layer in plan.layers:
+            item = layer.to_dict()
+            for var in item["variables"]:
+                digest = self.checksums.get(f"{layer.target}/{var['target']}")
+                if digest is not None:
+                    var[CHECKSUM] = digest
+            layers.append(item)
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "source": plan.source.to_dict(),
+            "target": plan.target.to_dict(),
+            "output": {"path": self.output, "written": self.written, "dry_run": self.dry_run,
+                       "verified": self.verified, "checksum": CHECKSUM},
+            "options": plan.options.to_dict(),
+            "ok": not plan.problems,
+            "exit_code": self.return_code,
+            "totals": plan.totals.to_dict(),
+            "layers": layers,
+            "unused_source_layers": [u.to_dict() for u in plan.unused],
+            "problems": list(plan.problems),
+            "notes": list(plan.notes),
+        }
+
+
+# -- layers with weights, as matched ----------------------------------------------
+@dataclass(frozen=True)
+class _Unit:
+    """A layer with weights, as matching sees it."""
+
+    path: str
+    name: str
+    class_name: str | None
+    weights: tuple[WeightSpec, ...]
+    #: From a Keras 2 weights-only file: the layer sits somewhere inside the
+    #: top-level model ``path.split('/')[0]``, but intermediate models are unknown.
+    approximate: bool = False
+    #: The name is one Keras made up (class + counter, or a file's group key when
+    #: the file holds no names): it shifts when a layer is inserted earlier.
+    auto_named: bool = False
+
+    @property
+    def top(self) -> str:
+        return self.path.split("/", 1)[0]
+
+    @property
+    def params(self) -> int:
+        return sum(w.size for w in self.weights)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(w.size * _itemsize(w.dtype) for w in self.weights)
+
+
+def _units(arch: Architecture) -> list[_Unit]:
+    from archdiff.diff.canonical import is_auto_name
+
+    flat = not arch.has_topology and arch.source.format == "h5-weights"
+    unnamed = _unnamed(arch)
+    units: list[_Unit] = []
+    for layer in arch.layers:
+        if layer.is_model or not layer.weights:
+            continue
+        class_name = None if layer.class_name.startswith("?") else layer.class_name
+        if flat:
+            units.extend(_split_flat(layer))
+        else:
+            auto = unnamed or (class_name is not None and is_auto_name(layer.name, class_name))
+            units.append(_Unit(layer.path, layer.name, class_name, tuple(layer.weights), auto_named=auto))
+    return units
+
+
+def _split_flat(layer: Layer) -> list[_Unit]:
+    """Split a Keras 2 weights-only layer group into the layers it holds.
+
+    A nested model's group holds its layers' variables, named by the inner layer
+    (``conv1/kernel:0``); a layer's own variables carry its name
+    (``lstm/lstm_cell/kernel:0``). Only the stored name tells them apart.
+    """
+    own: list[WeightSpec] = []
+    inner: dict[str, list[WeightSpec]] = {}
+    for spec in layer.weights or ():
+        parts = _stored_name(layer.name, spec.location).split("/")
+        rel = spec.name.split("/")
+        if len(parts) < 2 or layer.name in parts[:-1] or len(rel) < 2:
+            own.append(spec)
+            continue
+        inner.setdefault(rel[0], []).append(WeightSpec("/".join(rel[1:]), spec.shape, spec.dtype, spec.trainable,
+                                                       spec.location))
+    units = []
+    if own:
+        units.append(_Unit(layer.path, layer.name, None, tuple(own)))
+    for name, specs in inner.items():
+        units.append(_Unit(f"{layer.path}/{name}", name, None, tuple(specs), approximate=True))
+    return units
+
+
+def _stored_name(layer_name: str, location: str | None) -> str:
+    if not location:
+        return ""
+    marker = f"/{layer_name}/"
+    at = location.find(marker)
+    if at < 0:
+        return ""
+    return _SUFFIX.sub("", location[at + len(marker):])
+
+
+# -- matching -------------------------------------------------------------------------
+@dataclass
+class _Claim:
+    unit: _Unit
+    how: str
+    rule: MapRule | None
+
+
+def _auto_rules(source: Architecture, target: Architecture) -> tuple[MapRule, ...]:
+    try:
+        from archdiff.diff.matching import match_layers
+    except ImportError:
+        raise UsageError("--match auto needs archdiff's layer matcher (archdiff.matching), which this install lacks",
+                         hint="use --map OLD=NEW for the renames, or update archdiff") from None
+    matching = match_layers(source, target, detect_renames=True)
+    return tuple(MapRule(a, b, origin="--match auto") for a, b in matching.renames().items() if a != b)
+
+
+def _match(src_units: list[_Unit], tgt_units: list[_Unit], rules: tuple[MapRule, ...]):
+    """Pair target units with source units: rules first, then the same path; never by position."""
+    tgt_by_path = {u.path: u for u in tgt_units}
+    matched_rules: set[int] = set()
+    landed_rules: set[int] = set()
+    claims: dict[str, list[_Claim]] = {}
+    dest_of: dict[str, tuple[str, MapRule | None]] = {}
+    for unit in src_units:
+        dest, used = unit.path, None
+        for index, rule in enumerate(rules):
+            renamed = rule.apply(unit.path)
+            if renamed is not None:
+                dest, used = renamed, rule
+                matched_rules.add(index)
+                if renamed in tgt_by_path:
+                    landed_rules.add(index)
+                break
+        dest_of[unit.path] = (dest, used)
+        if dest in tgt_by_path:
+            how = used.kind if used else "name"
+            if how == "name" and unit.auto_named and tgt_by_path[dest].auto_named:
+                how = "auto-name"
+            claims.setdefault(dest, []).append(_Claim(unit, how, used))
+
+    pairs: dict[str, _Claim] = {}
+    lost: dict[str, str] = {}
+    for dest, found in claims.items():
+        ruled = [c for c in found if c.rule is not None]
+        if len(ruled) > 1:
+            listed = ", ".join(f"'{c.unit.path}' ({c.rule.origin} '{c.rule.text}')" for c in ruled)
+            raise UsageError(f"several source layers are renamed to the target layer '{dest}': {listed}",
+                             hint="each target layer takes one source layer; fix the rename rules")
+        if not ruled and len(found) > 1:
+            # Only a '/' inside a layer name can give two source layers one path.
+            listed = ", ".join(f"'{c.unit.path}'" for c in found)
+            raise UsageError(f"several source layers have the path '{dest}' ({listed}): a '/' in a layer name "
+                             "collides with a nested model's layer",
+                             hint="rename the layer, or say which one goes where with --map")
+        winner = ruled[0] if ruled else found[0]
+        pairs[dest] = winner
+        for c in found:
+            if c is not winner:
+                lost[c.unit.path] = (f"the target layer '{dest}' takes '{winner.unit.path}' "
+                                     f"({winner.rule.origin} '{winner.rule.text}')")
+
+    # Keras 2 weights-only files do not record models nested below the top
+    # level: pair by (top-level model, layer name) where that is unique.
+    taken = {c.unit.path for c in pairs.values()}
+    left_src = [u for u in src_units if u.path not in taken and u.path not in lost]
+    left_tgt = [u for u in tgt_units if u.path not in pairs]
+    if any(u.approximate for u in left_src) or any(u.approximate for u in left_tgt):
+        def key(path: str, name: str) -> tuple[str, str]:
+            return path.split("/", 1)[0], name
+
+        src_keys: dict[tuple, list[_Unit]] = {}
+        for u in left_src:
+            dest = dest_of[u.path][0]
+            src_keys.setdefault(key(dest, dest.rsplit("/", 1)[-1]), []).append(u)
+        tgt_keys: dict[tuple, list[_Unit]] = {}
+        for u in left_tgt:
+            tgt_keys.setdefault(key(u.path, u.name), []).append(u)
+        for k, tg in tgt_keys.items():
+            sg = src_keys.get(k, [])
+            if len(tg) == 1 and len(sg) == 1 and (tg[0].approximate or sg[0].approximate) and "/" in tg[0].path:
+                pairs[tg[0].path] = _Claim(sg[0], "nesting", dest_of[sg[0].path][1])
+
+    for index, rule in enumerate(rules):
+        if rule.regex or rule.kind == "auto":
+            continue
+        if index not in matched_rules:
+            names = [u.path for u in src_units]
+            close = difflib.get_close_matches(rule.old, names, n=3)
+            raise UsageError(f"{rule.origin} '{rule.text}': the source has no layer with weights at '{rule.old}'",
+                             hint=f"did you mean {', '.join(close)}?" if close else
+                             "give the source layer's path as `archdiff layers SOURCE` lists it")
+        if index not in landed_rules:
+            names = [u.path for u in tgt_units]
+            close = difflib.get_close_matches(rule.new, names, n=3)
+            raise UsageError(f"{rule.origin} '{rule.text}': the target has no layer with weights at '{rule.new}'",
+                             hint=f"did you mean {', '.join(close)}?" if close else
+                             "give the target layer's path as `archdiff layers TARGET` lists it")
+    unmatched_regex = [r for i, r in enumerate(rules) if r.regex and i not in matched_rules]
+    return pairs, lost, dest_of, unmatched_regex
+
+
+# -- variables ----------------------------------------------------------------------
+def _is_named(name: str) -> bool:
+    return not name.rsplit("/", 1)[-1].isdigit()
+
+
+def _pair_variables(src: tuple[WeightSpec, ...], tgt: tuple[WeightSpec, ...]):
+    """``([(source_spec, target_spec), ...], paired_by, None)`` or ``(None, None, reason)``."""
+    snames = [w.name for w in src]
+    tnames = [w.name for w in tgt]
+    if all(_is_named(n) for n in snames + tnames):
+        for names_of in (lambda n: n, lambda n: n.rsplit("/", 1)[-1]):
+            s_keys = [names_of(n) for n in snames]
+            t_keys = [names_of(n) for n in tnames]
+            if len(set(s_keys)) == len(s_keys) and len(set(t_keys)) == len(t_keys) and set(s_keys) == set(t_keys):
+                by_key = dict(zip(s_keys, src))
+                return [(by_key[k], w) for k, w in zip(t_keys, tgt)], "name", None
+        only_s = [n for n in snames if n not in tnames]
+        only_t = [n for n in tnames if n not in snames]
+        return None, None, (f"the variables differ by name (source only: {', '.join(only_s) or '-'}; "
+                            f"target only: {', '.join(only_t) or '-'})")
+    if len(src) != len(tgt):
+        return None, None, f"the source layer has {len(src)} variables, the target layer {len(tgt)}"
+    return list(zip(src, tgt)), "position", None
+
+
+def _itemsize(dtype: str) -> int:
+    import numpy as np
+
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:
+        return 0
+
+
+def _numeric(dtype: str) -> bool:
+    import numpy as np
+
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        return False
+    return d.kind in "biufc" and not d.hasobject
+
+
+def _cast_kind(src: str, tgt: str) -> str:
+    """"same", "safe" (lossless), "lossy", or "invalid" (not numbers: strings, objects ...)."""
+    import numpy as np
+
+    if not (_numeric(src) and _numeric(tgt)):
+        return "invalid"
+    if src == tgt:
+        return "same"
+    return "safe" if np.can_cast(np.dtype(src), np.dtype(tgt), "safe") else "lossy"
+
+
+def _plan_layer(t: _Unit, claim: _Claim, options: TransferOptions) -> tuple[LayerTransfer, list[str]]:
+    s = claim.unit
+    pairs, paired_by, reason = _pair_variables(s.weights, t.weights)
+    problems: list[str] = []
+    per_var: dict[str, str] = {}
+    variables: list[VariableTransfer] = []
+    if pairs is None:
+        problems.append(reason)
+        for w in t.weights:
+            variables.append(VariableTransfer(w.name, w.shape, w.dtype, "skip", w.location, reason=reason))
+    else:
+        for sw, tw in pairs:
+            why = None
+            action = "copy"
+            if tuple(sw.shape) != tuple(tw.shape):
+                why = f"shape {_shape(sw.shape)} in the source, {_shape(tw.shape)} in the target"
+            else:
+                kind = _cast_kind(sw.dtype, tw.dtype)
+                if kind == "invalid":
+                    why = (f"dtype {sw.dtype} in the source, {tw.dtype} in the target: weights are numbers, "
+                           "and one of these is not a numeric dtype")
+                elif kind == "safe":
+                    action = "cast"
+                elif kind == "lossy":
+                    if options.allow_cast:
+                        action = "cast"
+                    else:
+                        why = (f"dtype {sw.dtype} in the source, {tw.dtype} in the target: casting loses "
+                               "precision (--allow-cast allows it)")
+            if why:
+                per_var[tw.name] = why
+                label = tw.name if _is_named(tw.name) or not _is_named(sw.name) else sw.name
+                problems.append(f"{label}: {why}")
+            variables.append(VariableTransfer(
+                tw.name, tw.shape, tw.dtype, action, tw.location, source=sw.name, source_shape=sw.shape,
+                source_dtype=sw.dtype, source_location=sw.location, paired_by=paired_by,
+                reason=(f"{sw.dtype} -> {tw.dtype}" + ("" if _cast_kind(sw.dtype, tw.dtype) == "safe" else
+                                                         ", lossy (--allow-cast)")) if action == "cast" else None))
+    common = dict(class_name=t.class_name or s.class_name, source=s.path, matched_by=claim.how,
+                  rule=claim.rule.text if claim.rule else None)
+    if not problems:
+        return LayerTransfer(t.path, "copied", tuple(variables), **common), []
+    summary = "; ".join(problems)
+    status = "skipped" if options.skip_mismatch else "mismatch"
+    marked = []
+    for v in variables:
+        own = per_var.get(v.target)
+        marked.append(VariableTransfer(
+            v.target, v.shape, v.dtype, "skip", v.target_location, source=v.source, source_shape=v.source_shape,
+            source_dtype=v.source_dtype, source_location=v.source_location, paired_by=v.paired_by,
+            reason=own or ("the layer does not fit: " + summary)))
+    layer = LayerTransfer(t.path, status, tuple(marked), reason=summary, **common)
+    return layer, ([] if options.skip_mismatch else [f"{t.path} <- {s.path}: {summary}"])
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+# -- formats -----------------------------------------------------------------------
+def _describe(arch: Architecture) -> FileInfo:
+    src = arch.source
+    version = src.keras_version
+    keras = f"Keras {version}" if version else ("Keras 3" if src.dialect == "keras3" else None)
+    text = {
+        "keras": ".keras model",
+        "h5": "legacy .h5 model",
+        "h5-weights": "legacy weights .h5",
+        "weights.h5": "Keras 3 .weights.h5",
+        "weights.json": "sharded Keras 3 weights",
+    }.get(src.format, src.format)
+    if src.format == "weights.h5":
+        keras = None
+    return FileInfo(src.path, src.format, version, f"{text}, {keras}" if keras else text)
+
+
+_OUT_SUFFIXES = {
+    "keras": (".keras",),
+    "weights.h5": (".weights.h5",),
+    "h5": (".h5", ".hdf5"),
+    "h5-weights": (".h5", ".hdf5"),
+}
+
+
+def _suffix_family(path: str) -> str | None:
+    lower = path.lower()
+    if lower.endswith(".keras"):
+        return "keras"
+    if lower.endswith(".weights.h5"):
+        return "weights.h5"
+    if lower.endswith((".h5", ".hdf5")):
+        return "h5"
+    return None
+
+
+def check_output(out: str, plan: TransferPlan) -> None:
+    """OUT must not be an input, and must be named so Keras reads it in the target's format."""
+    from archdiff.output import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs(out, [plan.source.path, plan.target.path, *plan.source_files])
+    fmt = plan.target.format
+    want = _suffix_family(plan.target.path)
+    have = _suffix_family(out)
+    family = "h5" if fmt in ("h5", "h5-weights") else fmt
+    if want == family and have != family:
+        raise UsageError(
+            f"the output '{out}' does not end with {' or '.join(_OUT_SUFFIXES[fmt])}, "
+            f"but it is written as the target's format ({plan.target.description})",
+            hint="Keras picks the loader by the file name; name OUT like the target")
+
+
+# -- planning -----------------------------------------------------------------------
+def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.PathLike | Architecture,
+                  options: TransferOptions | None = None) -> TransferPlan:
+    """Pair the target's layers with the source's by name and check every variable; read no tensors."""
+    from archdiff.read import load
+
+    options = options or TransferOptions()
+    if options.match not in ("name", "auto"):
+        raise UsageError(f"unknown match mode '{options.match}'", hint="use 'name' or 'auto'")
+    src_arch = source if isinstance(source, Architecture) else load(source, infer_shapes=_needs_names(source))
+    tgt_arch = target if isinstance(target, Architecture) else load(target, infer_shapes=_needs_names(target))
+    src_info, tgt_info = _describe(src_arch), _describe(tgt_arch)
+    weight_formats = WEIGHT_FILE_FORMATS + ("keras", "weights.json")
+    if src_arch.source.format not in weight_formats or not _stored(src_arch):
+        raise InputError(f"the source holds no weights ({src_info.description})", path=src_info.path,
+                         hint="give a file with weights: .keras, .h5, .weights.h5 or .weights.json")
+    if tgt_arch.source.format == "weights.json":
+        raise UsageError("writing sharded weights is not supported", path=tgt_info.path,
+                         hint="give the target as .keras or an unsharded .weights.h5")
+    if tgt_arch.source.format not in weight_formats or not _stored(tgt_arch):
+        raise UsageError(f"the target holds no weights to write into ({tgt_info.description})", path=tgt_info.path,
+                         hint="give the target model as .keras, or its weights as .weights.h5 or .h5 "
+                              "(save the freshly built model first)")
+
+    rules = tuple(options.maps)
+    if options.match == "auto":
+        rules = rules + _auto_rules(src_arch, tgt_arch)
+    src_units, tgt_units = _units(src_arch), _units(tgt_arch)
+    pairs, lost, dest_of, unmatched_regex = _match(src_units, tgt_units, rules)
+
+    layers: list[LayerTransfer] = []
+    problems: list[str] = []
+    src_paths_with_layer = {layer.path for layer in src_arch.layers}
+    for t in tgt_units:
+        claim = pairs.get(t.path)
+        if claim is None:
+            if t.path in src_paths_with_layer:
+                reason = "the source layer of this name has no weights in the file"
+            else:
+                reason = "no source layer of this name"
+            variables = tuple(VariableTransfer(w.name, w.shape, w.dtype, "keep", w.location, reason=reason)
+                              for w in t.weights)
+            layers.append(LayerTransfer(t.path, "kept", variables, class_name=t.class_name, reason=reason))
+            continue
+        layer, found = _plan_layer(t, claim, options)
+        layers.append(layer)
+        problems.extend(found)
+
+    used = {layer.source for layer in layers if layer.source}
+    unused = []
+    for u in src_units:
+        if u.path in used:
+            continue
+        if u.path in lost:
+            reason = lost[u.path]
+        else:
+            dest, rule = dest_of[u.path]
+            reason = (f"renamed to '{dest}' by {rule.origin} '{rule.text}', which the target does not have"
+                      if rule else "no target layer of this name")
+        unused.append(UnusedLayer(u.path, u.params, u.nbytes, reason, u.class_name))
+
+    notes = []
+    if not any(layer.source for layer in layers):
+        hint = ("; the source names no layers (a file written by tf-keras or Keras 2.13-2.15 keys them by class)"
+                if _unnamed(src_arch) else "") + ("; the target names no layers" if _unnamed(tgt_arch) else "")
+        problems.append("no target layer matched a source layer by name" + hint
+                        + " (--map OLD=NEW or --match auto pair renamed layers)")
+    auto = [layer.target for layer in layers if layer.matched_by == "auto-name"]
+    if auto:
+        notes.append(f"{len(auto)} layer{'s were' if len(auto) != 1 else ' was'} paired by names Keras made up "
+                     f"({', '.join(auto[:3])}{' ...' if len(auto) > 3 else ''}: class and counter), which shift "
+                     "when a layer is inserted earlier; check them, or pair by structure with --match auto")
+    if any(layer.matched_by == "nesting" for layer in layers):
+        notes.append("a Keras 2 weights-only file does not record models nested below the top level: layers "
+                     "matched by 'nesting' were paired by top-level model and layer name")
+    for rule in unmatched_regex:
+        notes.append(f"{rule.origin} '{rule.text}' matched no source layer")
+    if _unnamed(src_arch):
+        notes.append("the source file holds no layer names (written by tf-keras or Keras 2.13-2.15): its layers "
+                     "are known by Keras' auto names (dense_1 ...), which rarely match")
+    return TransferPlan(src_info, tgt_info, options, tuple(layers), tuple(unused), tuple(problems), tuple(notes),
+                        source_files=_shards(src_arch))
+
+
+def _stored(arch: Architecture) -> bool:
+    """Whether the file stores weights (specs inferred from a config alone have no dataset)."""
+    return arch.has_weights and any(w.location for layer in arch.layers for w in layer.weights or ())
+
+
+def _needs_names(path) -> bool:
+    """Whether reading needs shape inference: it names the numbered variables of Keras 3 files.
+
+    Legacy ``.h5`` files name their variables; only a model with a config and
+    Keras 3 weights (``.keras``) gains from it.
+    """
+    lower = os.fspath(path).lower()
+    return not (lower.endswith((".h5", ".hdf5")) and not lower.endswith(".weights.h5"))
+
+
+def _unnamed(arch: Architecture) -> bool:
+    return (not arch.has_topology and arch.source.format in ("weights.h5", "weights.json")
+            and any("auto names" in n for n in arch.notes))
+
+
+def _shards(arch: Architecture) -> tuple[str, ...]:
+    if arch.source.format != "weights.json":
+        return ()
+    return tuple(_shard_paths(arch.source.path))
+
+
+def _shard_paths(index_path: str) -> list[str]:
+    from archdiff.read import read_json_file
+
+    index = read_json_file(index_path)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        raise InputError("'weight_map' is not a mapping", path=index_path)
+    folder = os.path.dirname(os.path.abspath(index_path))
+    out: list[str] = []
+    for value in weight_map.values():
+        for name in value if isinstance(value, list) else [value]:
+            if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
+                raise UnsafeInputError(f"shard name {name!r} is not a plain file name", path=index_path)
+            full = os.path.join(folder, name)
+            if full not in out:
+                out.append(full)
+    return out
+
+
+# -- applying -----------------------------------------------------------------------
+@contextmanager
+def _open_source(info: FileInfo, shards: tuple[str, ...]) -> Iterator[Callable[[str], object]]:
+    """A function ``location -> h5py.Dataset`` over the source file(s), opened read-only."""
+    import zipfile
+
+    from archdiff.read import hdf5 as h5
+    from archdiff.transfer.write import DatasetIndex
+
+    with ExitStack() as stack:
+        if info.format == "keras":
+            zf = stack.enter_context(zipfile.ZipFile(info.path))
+            where = f"{info.path}:model.weights.h5"
+            index = DatasetIndex(stack.enter_context(h5.open_zip_member_h5(info.path, zf, "model.weights.h5",
+                                                                           where=where)), where=where)
+            yield index.dataset
+        elif info.format == "weights.json":
+            indexes = [DatasetIndex(stack.enter_context(h5.open_h5(p, where=p)), where=p) for p in shards]
+
+            def lookup(loc: str):
+                for index in indexes:
+                    if index.has(loc):
+                        return index.dataset(loc)
+                raise InputError(f"no shard holds the dataset '{loc}'", path=info.path)
+
+            yield lookup
+        else:
+            index = DatasetIndex(stack.enter_context(h5.open_h5(info.path, where=info.path)), where=info.path)
+            yield index.dataset
+
+
+def apply_transfer(plan: TransferPlan, out: str | os.PathLike, *, progress: bool | None = None) -> TransferReport:
+    """Write OUT: the target with every planned variable copied in; verified, then renamed into place.
+
+    ``progress``: None shows a bar on a terminal only; True/False force it.
+    Raises :class:`TransferError` (and writes nothing) when the plan has problems.
+    """
+    from archdiff.transfer.write import exit_on_termination
+    from archdiff.progress import Progress
+
+    out = os.fspath(out)
+    if plan.problems:
+        raise TransferError(_problem_line(plan), plan=plan, hint=_problem_hint(plan))
+    check_output(out, plan)
+    copies = plan.copies
+    total = sum(v.nbytes for _, v in copies)
+    # Writing and then verifying reads every copied byte twice.
+    enabled = progress if progress is not None else (None if total >= 16 * 1024 * 1024 else False)
+
+    def bar(label: str) -> Progress:
+        return Progress(total, label, enabled=enabled)
+
+    with exit_on_termination(), _open_source(plan.source, plan.source_files) as source:
+        if plan.target.format == "keras":
+            checksums = _write_keras(plan, out, copies, source, bar)
+        else:
+            checksums = _write_weights_file(plan, out, copies, source, bar)
+    return TransferReport(plan, out, written=True, verified=True, checksums=checksums)
+
+
+def dry_run(plan: TransferPlan, out: str | os.PathLike | None = None) -> TransferReport:
+    """The report of a plan that is not carried out (``--dry-run``); OUT is checked, not written."""
+    out = os.fspath(out) if out is not None else None
+    if out is not None:
+        check_output(out, plan)
+    return TransferReport(plan, out, written=False, dry_run=True)
+
+
+def transfer(source, target, out, options: TransferOptions | None = None, *,
+             progress: bool | None = None) -> TransferReport:
+    """Plan and apply in one call."""
+    return apply_transfer(plan_transfer(source, target, options), out, progress=progress)
+
+
+def _problem_line(plan: TransferPlan) -> str:
+    n = len(plan.problems)
+    mismatched = plan.totals.mismatched_layers
+    head = (f"{mismatched} matched layer{'s' if mismatched != 1 else ''} do{'es' if mismatched == 1 else ''} "
+            "not fit the target" if mismatched else f"{n} problem{'s' if n != 1 else ''}")
+    return f"{head}, nothing was written: " + " | ".join(plan.problems)
+
+
+def _problem_hint(plan: TransferPlan) -> str:
+    if plan.totals.mismatched_layers:
+        return ("pass --skip-mismatch to leave those layers as they are, --allow-cast for dtype changes, "
+                "or --map to pair layers differently")
+    return "check the layer names with `archdiff layers`, then pair them with --map OLD=NEW"
+
+
+def _copy_all(h5file, copies, source, where: str, bar) -> dict[str, str]:
+    from archdiff.transfer.write import Checksums, DatasetIndex, copy_dataset
+
+    index = DatasetIndex(h5file, where=where)
+    pending = {}
+    with Checksums() as checksums, bar("writing  ") as progress:
+        for layer, var in copies:
+            src = source(var.source_location)
+            dst = index.dataset(var.target_location)
+            if tuple(src.shape or ()) != tuple(var.source_shape) or tuple(dst.shape or ()) != tuple(var.shape):
+                raise InputError(f"'{var.source_location}' or '{var.target_location}' changed shape since planning",
+                                 path=where, hint="run the transfer again")
+            pending[f"{layer.target}/{var.target}"] = copy_dataset(src, dst, dtype=dst.dtype, progress=progress.advance,
+                                                                   checksums=checksums)
+        return {key: future.result() for key, future in pending.items()}
+
+
+def _verify(h5file, copies, checksums: Mapping[str, str], where: str, bar) -> None:
+    from archdiff.transfer.write import Checksums, DatasetIndex, checksum_dataset
+
+    index = DatasetIndex(h5file, where=where)
+    with Checksums() as hashing, bar("verifying") as progress:
+        got = {f"{layer.target}/{var.target}": checksum_dataset(index.dataset(var.target_location),
+                                                                progress=progress.advance, checksums=hashing)
+               for layer, var in copies}
+        bad = [key for key, future in got.items() if future.result() != checksums[key]]
+    if bad:
+        raise OutputError(f"reading the output back, {len(bad)} variables differ from what was written: "
+                          + ", ".join(bad[:10]), path=where, hint="check the disk and run the transfer again")
+
+
+def _holes(f, copies, where: str) -> list[tuple[int, int]]:
+    """Byte ranges of the target datasets that every copy overwrites completely."""
+    from archdiff.transfer.write import DatasetIndex, raw_data_ranges
+
+    index = DatasetIndex(f, where=where)
+    return raw_data_ranges(index.dataset(var.target_location) for _, var in copies)
+
+
+def _write_weights_file(plan, out, copies, source, bar) -> dict[str, str]:
+    import h5py
+
+    from archdiff.read import hdf5 as h5
+    from archdiff.transfer.write import copy_file_except, default_file_mode, fsync_path
+    from archdiff.output import atomic_path
+
+    target = plan.target.path
+    with h5.open_h5(target, where=target) as f:
+        holes = _holes(f, copies, target)
+    with atomic_path(out) as tmp:
+        copy_file_except(target, tmp, holes)
+        with h5py.File(tmp, "r+") as f:
+            checksums = _copy_all(f, copies, source, out, bar)
+        fsync_path(tmp)
+        with h5.open_h5(tmp, where=out) as f:
+            _verify(f, copies, checksums, out, bar)
+        default_file_mode(tmp)
+    return checksums
+
+
+def _write_keras(plan, out, copies, source, bar) -> dict[str, str]:
+    import zipfile
+
+    import h5py
+
+    from archdiff.read import hdf5 as h5
+    from archdiff.transfer.write import (copy_file_except, copy_zip_member, default_file_mode, fsync_path, rebuild_keras_zip,
+                          scratch_file)
+    from archdiff.output import atomic_path
+
+    member = "model.weights.h5"
+    target = plan.target.path
+    with atomic_path(out) as tmp, scratch_file(out, ".weights.h5.tmp") as scratch:
+        with zipfile.ZipFile(target) as zf:
+            info = zf.getinfo(member)
+            if info.compress_type == zipfile.ZIP_STORED:
+                with h5.open_zip_member_h5(target, zf, member, where=f"{target}:{member}") as f:
+                    holes = _holes(f, copies, target)
+                copy_file_except(target, scratch, holes, start=h5.stored_member_offset(target, info),
+                                 length=info.file_size)
+            else:
+                copy_zip_member(target, member, scratch)
+        with h5py.File(scratch, "r+") as f:
+            checksums = _copy_all(f, copies, source, out, bar)
+        rebuild_keras_zip(target, {member: scratch}, tmp)
+        fsync_path(tmp)
+        with zipfile.ZipFile(target) as before, zipfile.ZipFile(tmp) as after:
+            old = {i.filename: i for i in before.infolist()}
+            new = {i.filename: i for i in after.infolist()}
+            if list(old) != list(new):
+                raise OutputError("the new zip does not list the target's members", path=out)
+            for name, info in old.items():
+                if name != member and (info.CRC != new[name].CRC or info.file_size != new[name].file_size):
+                    raise OutputError(f"'{name}' differs from the target's after writing", path=out)
+            with h5.open_zip_member_h5(tmp, after, member, where=f"{out}:{member}") as f:
+                _verify(f, copies, checksums, out, bar)
+        default_file_mode(tmp)
+    return checksums

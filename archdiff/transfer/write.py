@@ -1,0 +1,452 @@
+"""Writing weight files: streamed, chunked dataset copies and the ``.keras`` zip.
+
+This module owns the byte-moving half of a weight transfer: copying a file
+without loading it, resolving a dataset path in a file being written (links
+refused, as when reading), copying one dataset block by block with a running
+checksum, re-hashing a dataset to verify it, rebuilding a ``.keras`` zip around
+a new ``model.weights.h5``, and turning SIGTERM/SIGHUP into an exception so
+the temporary files are removed. Nothing here holds more than one block of a
+tensor in memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import zipfile
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from archdiff.read import hdf5 as h5
+from archdiff.errors import InputError, OutputError
+
+#: Bytes of one tensor held in memory at a time while copying or hashing.
+BLOCK_BYTES = 32 * 1024 * 1024
+#: Bytes per read/write while copying whole files or zip members.
+FILE_CHUNK = 4 * 1024 * 1024
+
+#: The checksum recorded for every copied variable (bytes as stored, C order).
+CHECKSUM = "sha256"
+
+
+def new_hasher():
+    return hashlib.new(CHECKSUM)
+
+
+# -- blocks ------------------------------------------------------------------------
+def blocks(shape: tuple[int, ...], itemsize: int, budget: int | None = None) -> Iterator[tuple]:
+    """Index tuples that cover an array of ``shape`` in C order, each at most ``budget`` bytes.
+
+    A block is a run of whole slices along one axis, so concatenating the blocks'
+    bytes gives the array's bytes in C order (the checksum does not depend on the
+    block size). Where even one element row exceeds the budget, the outer axes are
+    walked one index at a time.
+    """
+    budget = BLOCK_BYTES if budget is None else max(1, int(budget))
+    shape = tuple(int(d) for d in shape)
+    if not shape:
+        yield ()
+        return
+    if any(d == 0 for d in shape):
+        return
+    n = len(shape)
+    suffix = [1] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        suffix[i] = suffix[i + 1] * shape[i]
+    itemsize = max(1, int(itemsize))
+    axis = n - 1
+    for i in range(n):
+        if suffix[i + 1] * itemsize <= budget:
+            axis = i
+            break
+    step = max(1, budget // (suffix[axis + 1] * itemsize))
+    for outer in itertools.product(*(range(shape[j]) for j in range(axis))):
+        for start in range(0, shape[axis], step):
+            yield outer + (slice(start, min(start + step, shape[axis])),)
+
+
+# -- safe access -------------------------------------------------------------------
+class DatasetIndex:
+    """Datasets of one open HDF5 file by path, after one check of the whole file.
+
+    ``h5.scan`` walks every link in C once and refuses the file if any is soft or
+    external; after that a dataset path can be opened directly, which is much
+    faster than checking each path component from Python.
+    """
+
+    def __init__(self, f, *, where: str):
+        self.file = f
+        self.where = where
+        self.kinds = h5.scan(f, where=where)
+
+    def has(self, location: str) -> bool:
+        return self.kinds.get(location.strip("/")) == "dataset"
+
+    def dataset(self, location: str):
+        """The dataset's low-level id (``shape``, ``dtype``, ``read``, ``write``): cheaper than h5py.Dataset."""
+        key = location.strip("/")
+        kind = self.kinds.get(key)
+        if kind != "dataset":
+            raise InputError(f"'{location}' is {'not a dataset' if kind else 'missing'}", path=self.where)
+        try:
+            h5py = h5._h5py()
+            return h5py.h5d.open(self.file.id, key.encode("utf-8"))
+        except (KeyError, OSError, ValueError, RuntimeError) as exc:
+            raise InputError(f"cannot open the dataset '{location}' ({exc})", path=self.where) from None
+
+
+# -- copying ------------------------------------------------------------------------
+def _plain(dtype) -> bool:
+    """A fixed-size numeric dtype that HDF5 can read straight into a numpy buffer."""
+    return dtype.kind in "biufc" and not dtype.hasobject
+
+
+def _ids(ds):
+    """(low-level id, high-level Dataset maker) for an h5py Dataset or DatasetID."""
+    h5py = h5._h5py()
+    if isinstance(ds, h5py.Dataset):
+        return ds.id, lambda: ds
+    return ds, lambda: h5py.Dataset(ds)
+
+
+def _whole(did, shape, dtype):
+    """The whole dataset in one read (small tensors: most of a model)."""
+    import numpy as np
+
+    buf = np.empty(shape, dtype=dtype)
+    if buf.size:
+        h5py = h5._h5py()
+        did.read(h5py.h5s.ALL, h5py.h5s.ALL, buf)
+    return buf
+
+
+class Checksums:
+    """Checksums computed on one worker thread while the caller reads and writes.
+
+    hashlib releases the GIL on large buffers, so hashing overlaps with HDF5 I/O.
+    The worker takes blocks in order (one thread), and at most ``limit`` bytes wait
+    for it, which bounds the memory held. Use as a context manager; ``start()``
+    begins a checksum, ``update()`` feeds it, ``finish()`` returns a future digest.
+    """
+
+    def __init__(self, limit: int | None = None):
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.limit = 2 * BLOCK_BYTES if limit is None else limit
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archdiff-hash")
+        self._waiting = deque()
+        self._bytes = 0
+
+    def start(self):
+        return new_hasher()
+
+    def update(self, hasher, block) -> None:
+        import numpy as np
+
+        data = block.reshape(-1).view(np.uint8)
+        while self._waiting and self._bytes + data.nbytes > self.limit:
+            future, n = self._waiting.popleft()
+            future.result()
+            self._bytes -= n
+        self._waiting.append((self._pool.submit(hasher.update, data), data.nbytes))
+        self._bytes += data.nbytes
+
+    def finish(self, hasher):
+        return self._pool.submit(hasher.hexdigest)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._waiting.clear()
+        self._bytes = 0
+
+    def __enter__(self) -> "Checksums":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Inline:
+    """Checksums on the calling thread (when no worker is given)."""
+
+    def start(self):
+        return new_hasher()
+
+    def update(self, hasher, block) -> None:
+        import numpy as np
+
+        hasher.update(block.reshape(-1).view(np.uint8))
+
+    def finish(self, hasher):
+        from concurrent.futures import Future
+
+        done: Future = Future()
+        done.set_result(hasher.hexdigest())
+        return done
+
+
+def _size(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def copy_dataset(src, dst, *, dtype=None, progress: Callable[[int], None] | None = None,
+                 checksums: Checksums | None = None):
+    """Copy ``src`` into the existing dataset ``dst`` block by block.
+
+    ``dtype`` is the dtype stored in ``dst`` (values are cast to it). Returns the
+    checksum of the bytes written (C order): a str without ``checksums``, else a
+    future of it.
+    """
+    import numpy as np
+
+    hashing = checksums or _Inline()
+    src_id, src_high = _ids(src)
+    dst_id, dst_high = _ids(dst)
+    src_dtype = src_id.dtype
+    dtype = np.dtype(dtype if dtype is not None else dst_id.dtype)
+    hasher = hashing.start()
+    shape = tuple(src_id.shape or ())
+    itemsize = max(src_dtype.itemsize, dtype.itemsize)
+    if _size(shape) * itemsize <= BLOCK_BYTES and _plain(src_dtype) and _plain(dtype):
+        block = np.ascontiguousarray(_whole(src_id, shape, src_dtype).astype(dtype, copy=False))
+        if block.size:
+            h5py = h5._h5py()
+            dst_id.write(h5py.h5s.ALL, h5py.h5s.ALL, block)
+        hashing.update(hasher, block)
+        if progress is not None:
+            progress(block.nbytes)
+    else:
+        src, dst = src_high(), dst_high()
+        for sel in blocks(shape, itemsize):
+            block = src[sel] if sel else src[()]
+            block = np.ascontiguousarray(np.asarray(block).astype(dtype, copy=False))
+            if sel:
+                dst[sel] = block
+            else:
+                dst[()] = block
+            hashing.update(hasher, block)
+            if progress is not None:
+                progress(block.nbytes)
+    digest = hashing.finish(hasher)
+    return digest if checksums is not None else digest.result()
+
+
+def checksum_dataset(ds, *, progress: Callable[[int], None] | None = None, checksums: Checksums | None = None):
+    """The checksum of a dataset's bytes in C order, read block by block (a future with ``checksums``)."""
+    import numpy as np
+
+    hashing = checksums or _Inline()
+    hasher = hashing.start()
+    did, high = _ids(ds)
+    dtype = did.dtype
+    shape = tuple(did.shape or ())
+    if _size(shape) * dtype.itemsize <= BLOCK_BYTES and _plain(dtype):
+        block = _whole(did, shape, dtype)
+        hashing.update(hasher, block)
+        if progress is not None:
+            progress(block.nbytes)
+    else:
+        ds = high()
+        for sel in blocks(shape, dtype.itemsize):
+            block = np.ascontiguousarray(ds[sel] if sel else ds[()])
+            hashing.update(hasher, block)
+            if progress is not None:
+                progress(block.nbytes)
+    digest = hashing.finish(hasher)
+    return digest if checksums is not None else digest.result()
+
+
+def copy_file(src: str, dst: str) -> None:
+    """Copy a file's bytes (the kernel copies where it can; never the whole file in memory)."""
+    try:
+        shutil.copyfile(src, dst)
+    except OSError as exc:
+        raise OutputError(f"cannot copy '{src}' ({exc.strerror})", path=dst,
+                          hint="check free space and permissions") from None
+
+
+def raw_data_ranges(datasets) -> list[tuple[int, int]]:
+    """``(offset, size)`` in the file of each contiguous dataset's raw data.
+
+    Those bytes are about to be overwritten, so copying them first is wasted
+    I/O. Chunked or compressed datasets have no single range and are left out
+    (their bytes are copied, then overwritten).
+    """
+    ranges = []
+    for ds in datasets:
+        did, _ = _ids(ds)
+        try:
+            offset = did.get_offset()
+            size = did.get_storage_size()
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if offset is not None and size:
+            ranges.append((int(offset), int(size)))
+    return ranges
+
+
+def _merge(ranges: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
+    merged: list[list[int]] = []
+    for offset, size in sorted(ranges):
+        start, end = max(0, offset), min(total, offset + size)
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b - a) for a, b in merged]
+
+
+def _copy_range(src_fd: int, dst_fd: int, src_offset: int, dst_offset: int, count: int) -> None:
+    fast = hasattr(os, "copy_file_range")
+    while count > 0:
+        if fast:
+            try:
+                n = os.copy_file_range(src_fd, dst_fd, min(count, 1 << 30), src_offset, dst_offset)
+            except OSError:
+                fast = False
+                continue
+        else:
+            data = os.pread(src_fd, min(count, FILE_CHUNK), src_offset)
+            n = os.pwrite(dst_fd, data, dst_offset) if data else 0
+        if n <= 0:
+            raise OSError(5, "the source file ended early")
+        src_offset += n
+        dst_offset += n
+        count -= n
+
+
+def copy_file_except(src: str, dst: str, holes: list[tuple[int, int]], *, start: int = 0,
+                     length: int | None = None) -> None:
+    """Copy bytes ``[start, start + length)`` of ``src`` into ``dst``, leaving ``holes`` unwritten.
+
+    ``holes`` are ``(offset, size)`` relative to ``start``: the raw data of
+    datasets that will be overwritten. They stay sparse (they read as zeros
+    until written), so every byte of OUT is written once. The kernel copies the
+    rest (``copy_file_range``), falling back to reads and writes.
+    """
+    try:
+        with open(src, "rb") as s, open(dst, "wb") as d:
+            total = (os.fstat(s.fileno()).st_size - start) if length is None else length
+            pos = 0
+            for offset, size in _merge(holes, total):
+                _copy_range(s.fileno(), d.fileno(), start + pos, pos, offset - pos)
+                pos = offset + size
+            _copy_range(s.fileno(), d.fileno(), start + pos, pos, total - pos)
+            d.truncate(total)
+    except OSError as exc:
+        raise OutputError(f"cannot copy '{src}' ({exc.strerror or exc})", path=dst,
+                          hint="check free space and permissions") from None
+
+
+def copy_zip_member(zip_path: str, member: str, dst: str) -> None:
+    """Stream one member of a zip into a new file."""
+    with zipfile.ZipFile(zip_path) as zf, zf.open(member) as src, open(dst, "wb") as out:
+        shutil.copyfileobj(src, out, FILE_CHUNK)
+
+
+def rebuild_keras_zip(target_zip: str, replacements: dict[str, str], out: str) -> None:
+    """Write ``out``: ``target_zip``'s members in order, those in ``replacements`` from files.
+
+    Other members are copied byte for byte (re-compressed only if they were
+    compressed); each member keeps its compression, date and permissions, as
+    Keras wrote them, except that a replaced member gets the current time.
+    """
+    now = time.localtime()[:6]
+    with zipfile.ZipFile(target_zip) as zin, zipfile.ZipFile(out, "w", allowZip64=True) as zout:
+        for info in zin.infolist():
+            new = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+            new.compress_type = info.compress_type
+            new.external_attr = info.external_attr
+            new.create_system = info.create_system
+            if info.filename in replacements:
+                path = replacements[info.filename]
+                new.date_time = now
+                new.file_size = os.path.getsize(path)
+                with open(path, "rb") as src, zout.open(new, "w", force_zip64=new.file_size >= (1 << 31)) as dst:
+                    shutil.copyfileobj(src, dst, FILE_CHUNK)
+            else:
+                new.file_size = info.file_size
+                with zin.open(info) as src, zout.open(new, "w", force_zip64=info.file_size >= (1 << 31)) as dst:
+                    shutil.copyfileobj(src, dst, FILE_CHUNK)
+
+
+# -- files beside the output --------------------------------------------------------
+@contextmanager
+def scratch_file(beside: str, suffix: str) -> Iterator[str]:
+    """A hidden temporary file in the folder of ``beside``, removed on exit whatever happens."""
+    folder = os.path.dirname(os.path.abspath(beside)) or "."
+    try:
+        fd, path = tempfile.mkstemp(prefix=f".{os.path.basename(beside)}.", suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write in '{folder}' ({exc.strerror})", path=beside,
+                          hint="check the folder's permissions and free space") from None
+    os.close(fd)
+    try:
+        yield path
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def default_file_mode(path: str) -> None:
+    """Give a temp file (created 0600) the mode a normally created file would have."""
+    mask = os.umask(0)
+    os.umask(mask)
+    try:
+        os.chmod(path, 0o666 & ~mask)
+    except OSError:
+        pass
+
+
+# -- signals ---------------------------------------------------------------------------
+@contextmanager
+def exit_on_termination() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into SystemExit while writing, so cleanup code runs.
+
+    SIGINT already raises KeyboardInterrupt. Outside the main thread signal
+    handlers cannot be set, and nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise SystemExit(128 + signum)
+
+    previous = {}
+    for sig in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):
+            continue
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            try:
+                signal.signal(sig, old)
+            except (ValueError, OSError):
+                pass

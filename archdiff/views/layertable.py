@@ -1,0 +1,83 @@
+"""The layer table and the summary of one model, as data.
+
+``layer_rows`` and ``summary`` return plain dicts (the documented JSON forms);
+the renderers in :mod:`archdiff.commands.layers` format them for people.
+"""
+from __future__ import annotations
+
+import re
+
+from archdiff.model import Architecture, Layer
+
+
+def _shape_json(layer: Layer):
+    shape = layer.output_shape
+    if shape is None:
+        return None
+    if isinstance(shape, list):
+        return [list(s) for s in shape]
+    return list(shape)
+
+
+def layer_row(arch: Architecture, layer: Layer) -> dict:
+    """One row of ``archdiff layers --format json`` (see docs/schemas)."""
+    return {
+        "index": layer.index,
+        "name": layer.name,
+        "path": layer.path,
+        "depth": layer.depth,
+        "parent": layer.parent,
+        "class_name": layer.class_name,
+        "output_shape": _shape_json(layer),
+        "params": arch.params(layer),
+        # The layer's own flag, as Keras' layer.trainable; "trains" adds its holders'.
+        "trainable": layer.trainable,
+        "trains": arch.effectively_trainable(layer),
+        "is_model": layer.is_model,
+        "calls": len(layer.calls),
+        "weights": None if layer.weights is None else [w.to_dict() for w in layer.weights],
+    }
+
+
+def layer_rows(arch: Architecture, grep: str | None = None) -> list[dict]:
+    """All rows, or those whose name or path matches the regex ``grep``."""
+    pattern = re.compile(grep) if grep else None
+    rows = []
+    for layer in arch.layers:
+        if pattern and not (pattern.search(layer.path) or pattern.search(layer.class_name)):
+            continue
+        rows.append(layer_row(arch, layer))
+    return rows
+
+
+def summary(arch: Architecture) -> dict:
+    """``archdiff summary --format json``: the model, its inputs/outputs and totals."""
+    counts = arch.param_counts()
+    return {
+        "name": arch.name,
+        "class_name": arch.class_name,
+        "source": {
+            "path": arch.source.path,
+            "format": arch.source.format,
+            "keras_version": arch.source.keras_version,
+            "dialect": arch.source.dialect,
+        },
+        "has_topology": arch.has_topology,
+        "has_weights": arch.has_weights,
+        "inputs": [s.to_dict() for s in arch.input_specs],
+        "outputs": [_output(arch, ref) for ref in arch.outputs],
+        "layers": len(arch.top_level()),
+        "layers_total": len(arch.layers),
+        "total_params": counts.total if counts else None,
+        "trainable_params": counts.trainable if counts else None,
+        "non_trainable_params": counts.non_trainable if counts else None,
+        "notes": list(arch.notes),
+    }
+
+
+def _output(arch: Architecture, ref) -> dict:
+    layer = arch.by_path.get(ref.layer)
+    shape = None
+    if layer is not None and layer.output_shapes and ref.tensor_index < len(layer.output_shapes):
+        shape = list(layer.output_shapes[ref.tensor_index])
+    return {"layer": ref.layer, "node_index": ref.node_index, "tensor_index": ref.tensor_index, "shape": shape}
