@@ -3,7 +3,7 @@
 Each cap, when exceeded, raises LimitExceededError with a clear message, so
 a hostile file fails fast instead of eating memory. They are constants, not
 settings: change them here (and in the README's "Limits" table) if a real
-model needs more.
+model needs more. Every cap archdiff applies to input lives in this module.
 """
 from __future__ import annotations
 
@@ -34,3 +34,13 @@ MAX_YAML_NODES = 1_000_000
 #: nothing allocated, or a compression bomb) is refused, as Keras refuses it.
 DATASET_BOMB_FLOOR_BYTES = 256 * 1024 * 1024
 DATASET_MAX_EXPANSION = 1000
+#: Largest HDF5 attribute archdiff reads (model_config, layer_names ...), in bytes.
+MAX_ATTR_BYTES = MAX_CONFIG_BYTES
+#: Deepest group nesting walked in a Keras 3 weights file.
+MAX_GROUP_DEPTH = 64
+#: Most groups and datasets walked in one HDF5 file.
+MAX_OBJECTS = 2_000_000
+#: Nested models deeper than this are refused (a config is untrusted input).
+MAX_MODEL_DEPTH = 64
+#: Layers in one model, all scopes together.
+MAX_LAYERS = 1_000_000

@@ -13,12 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from archdiff.errors import InputError, LimitExceededError
+from archdiff.limits import MAX_LAYERS, MAX_MODEL_DEPTH
 from archdiff.model import MODEL_CLASSES, Call, InputSpec, Layer, TensorRef
-
-#: Nested models deeper than this are refused (a config is untrusted input).
-MAX_MODEL_DEPTH = 64
-#: Layers in one model, all scopes together.
-MAX_LAYERS = 1_000_000
 
 
 @dataclass(frozen=True)

@@ -25,15 +25,10 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from archdiff.errors import InputError, LimitExceededError, UnsafeInputError
-from archdiff.limits import (DATASET_BOMB_FLOOR_BYTES, DATASET_MAX_EXPANSION, MAX_CONFIG_BYTES, MAX_ZIP_MEMBER_BYTES,
-                     ZIP_BOMB_FLOOR_BYTES, ZIP_MAX_EXPANSION)
-
-#: Largest attribute archdiff reads (model_config, layer_names ...), in bytes.
-MAX_ATTR_BYTES = MAX_CONFIG_BYTES
-#: Deepest group nesting walked in a Keras 3 weights file.
-MAX_GROUP_DEPTH = 64
-#: Most groups and datasets walked in one file.
-MAX_OBJECTS = 2_000_000
+from archdiff.names import auto_names, snake_case  # noqa: F401 (Keras 3 group keys; re-exported)
+from archdiff.limits import (DATASET_BOMB_FLOOR_BYTES, DATASET_MAX_EXPANSION, MAX_ATTR_BYTES,
+                             MAX_GROUP_DEPTH, MAX_OBJECTS, MAX_ZIP_MEMBER_BYTES, ZIP_BOMB_FLOOR_BYTES,
+                             ZIP_MAX_EXPANSION)
 
 _SUFFIX = re.compile(r":\d+$")
 
@@ -803,26 +798,3 @@ def _place(f, root: SaveableNode, parts: list[str], kind: str, *, where: str) ->
             node.objects[part] = found
         node = found
         i += 1
-
-
-def snake_case(class_name: str) -> str:
-    """Keras' ``naming.to_snake_case``: the auto-name stem of a class."""
-    name = re.sub(r"\W+", "", class_name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    name = re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-    return name
-
-
-def auto_names(class_names: list[str]) -> list[str]:
-    """The group key Keras gives each item of a ``layers`` container, in order."""
-    used: dict[str, int] = {}
-    out = []
-    for cls in class_names:
-        stem = snake_case(cls)
-        if stem in used:
-            used[stem] += 1
-            out.append(f"{stem}_{used[stem]}")
-        else:
-            used[stem] = 0
-            out.append(stem)
-    return out
