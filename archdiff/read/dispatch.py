@@ -23,6 +23,7 @@ from archdiff.read.documents import from_config_document, read_json_file, read_y
 from archdiff.read.keras3_h5 import read_sharded
 from archdiff.read.keras_zip import read_keras_zip
 from archdiff.read.legacy_h5 import read_h5
+from archdiff.read.sniff import HDF5, JSON, YAML, ZIP, choose_reader
 
 SUPPORTED = (
     ".keras, .h5/.hdf5 (full model or weights), .weights.h5, .weights.json (sharded), "
@@ -78,29 +79,17 @@ def _load_path(path: str) -> Architecture:
         )
     if not stat.S_ISREG(st.st_mode):
         raise InputError("not a regular file", path=path)
-    try:
-        with open(path, "rb") as fh:
-            magic = fh.read(8)
-    except OSError as exc:
-        raise InputError(f"cannot read the file ({exc.strerror})", path=path) from None
-
-    lower = path.lower()
-    if magic.startswith(b"PK\x03\x04") or (lower.endswith(".keras") and magic[:2] == b"PK"):
+    fmt = choose_reader(path)
+    if fmt == ZIP:
         return read_keras_zip(path)
-    if magic == b"\x89HDF\r\n\x1a\n":
+    if fmt == HDF5:
         return read_h5(path)
-    if lower.endswith(".keras"):
-        raise InputError("a .keras file must be a zip archive, and this one is not",
-                         path=path, hint="the file may be truncated; save it again with model.save()")
-    if lower.endswith((".h5", ".hdf5")):
-        raise InputError("not an HDF5 file (bad signature)", path=path,
-                         hint="the file may be truncated or mislabelled")
-    if lower.endswith(".json"):
+    if fmt == JSON:
         document = read_json_file(path)
         if isinstance(document, dict) and "weight_map" in document:
             return read_sharded(path, document)
         return from_config_document(document, path=path, fmt="json")
-    if lower.endswith((".yaml", ".yml")):
+    if fmt == YAML:
         document = read_yaml_file(path)
         return from_config_document(document, path=path, fmt="yaml")
     raise UnsupportedFormatError(f"unknown model file type '{os.path.splitext(path)[1] or path}'",

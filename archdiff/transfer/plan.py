@@ -757,10 +757,10 @@ def check_output(out: str, plan: TransferPlan) -> None:
 
     refuse_overwriting_inputs(out, [plan.source.path, plan.target.path, *plan.source_files])
     fmt = plan.target.format
-    want = _suffix_family(plan.target.path)
     have = _suffix_family(out)
     family = "h5" if fmt in ("h5", "h5-weights") else fmt
-    if want == family and have != family:
+    # Whatever the target is called, OUT is read back by its own name (as Keras reads it).
+    if have != family:
         raise UsageError(
             f"the output '{out}' does not end with {' or '.join(_OUT_SUFFIXES[fmt])}, "
             f"but it is written as the target's format ({plan.target.description})",
