@@ -184,3 +184,13 @@ def test_old_keras_yaml_with_python_tuples_is_read_safely():
     done = run_cli("layers", path, "--format", "json")
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["layers"]) == len(expected_for(path)["layers"])
+
+
+def test_layers_grep_without_a_match_exits_1_like_grep(cli):
+    from support import FIXTURES
+
+    code, out, err = cli("layers", FIXTURES / "keras3" / "functional.keras", "--grep", "no_such_layer_xyz")
+    assert code == 1 and out == ""
+    assert "no layer path or class matches --grep no_such_layer_xyz" in err
+    code, out, _ = cli("layers", FIXTURES / "keras3" / "functional.keras", "--grep", "main_output")
+    assert code == 0 and "main_output" in out

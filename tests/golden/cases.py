@@ -68,6 +68,7 @@ def cases() -> dict[str, list[str]]:
             out[f"summary-{fmt}-{_slug(model)}"] = ["summary", f"fx/{model}", "--format", fmt]
         out[f"textconv-{_slug(model)}"] = ["textconv", f"fx/{model}"]
     out["layers-grep-resnet"] = ["layers", "fx/keras3/resnet_small.keras", "--grep", "conv"]
+    out["layers-grep-no-match"] = ["layers", "fx/keras3/resnet_small.keras", "--grep", "^nothing$"]
     for a, b in DIFF_PAIRS:
         for fmt in ("text", "json", "markdown"):
             out[f"diff-{fmt}-{_slug(a)}-vs-{_slug(b)}"] = ["diff", f"fx/{a}", f"fx/{b}", "--format", fmt]
