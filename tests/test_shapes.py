@@ -15,9 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archdiff.shapes import rules as shapes_module
 from archdiff.model import Architecture, Call, Layer, Source, TensorRef, WeightSpec
-from archdiff.shapes import infer, layer_output_shapes, layer_weights, variable_dtype
+from archdiff.shapes import infer, layer_output_shapes, layer_weights, registry, variable_dtype
 
 MODEL_CLASSES = {"Functional", "Model", "Sequential"}
 
@@ -106,7 +105,7 @@ _shape = st.none() | st.lists(st.none() | st.integers(-1, 9), max_size=5).map(tu
 
 @settings(max_examples=300, deadline=None)
 @given(
-    class_name=st.sampled_from(sorted(set(shapes_module._OUTPUTS) | set(shapes_module._WEIGHTS))),
+    class_name=st.sampled_from(sorted(set(registry.OUTPUTS) | set(registry.WEIGHTS))),
     config=st.dictionaries(
         st.sampled_from(["units", "filters", "kernel_size", "strides", "padding", "axis", "data_format",
                          "target_shape", "dims", "pool_size", "cropping", "size", "layer", "output_shape",

@@ -56,10 +56,10 @@ def load(spec: str | os.PathLike, *, factory_kwargs: Mapping[str, Any] | None = 
 
 
 def _infer(arch: Architecture) -> Architecture:
-    from archdiff.shapes import rules as shapes
+    from archdiff.shapes import infer
 
     try:
-        return shapes.infer(arch)
+        return infer(arch)
     except RecursionError:
         return arch
 
@@ -579,7 +579,7 @@ def name_positional_weights(arch: Architecture) -> Architecture:
     for the layer's class and config on the shapes it receives; they are used
     only where the count and every shape agree with the file.
     """
-    from archdiff.shapes import rules as shapes
+    from archdiff.shapes import layer_weights
 
     layers = list(arch.layers)
     changed = False
@@ -587,8 +587,8 @@ def name_positional_weights(arch: Architecture) -> Architecture:
         if not layer.weights or not all(w.name.isdigit() for w in layer.weights):
             continue
         try:
-            expected = shapes.layer_weights(layer.class_name, dict(layer.config), _input_shapes(arch, layer),
-                                            dialect=arch.source.dialect)
+            expected = layer_weights(layer.class_name, dict(layer.config), _input_shapes(arch, layer),
+                                     dialect=arch.source.dialect)
         except Exception:  # noqa: BLE001 - naming is a nicety; positions stay when it fails
             expected = None
         if not expected or len(expected) != len(layer.weights):
