@@ -15,9 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archdiff.shapes import rules as shapes_module
 from archdiff.model import Architecture, Call, Layer, Source, TensorRef, WeightSpec
-from archdiff.shapes import infer, layer_output_shapes, layer_weights, variable_dtype
+from archdiff.shapes import infer, layer_output_shapes, layer_weights, registry, variable_dtype
 
 MODEL_CLASSES = {"Functional", "Model", "Sequential"}
 
@@ -106,7 +105,7 @@ _shape = st.none() | st.lists(st.none() | st.integers(-1, 9), max_size=5).map(tu
 
 @settings(max_examples=300, deadline=None)
 @given(
-    class_name=st.sampled_from(sorted(set(shapes_module._OUTPUTS) | set(shapes_module._WEIGHTS))),
+    class_name=st.sampled_from(sorted(set(registry.OUTPUTS) | set(registry.WEIGHTS))),
     config=st.dictionaries(
         st.sampled_from(["units", "filters", "kernel_size", "strides", "padding", "axis", "data_format",
                          "target_shape", "dims", "pool_size", "cropping", "size", "layer", "output_shape",
@@ -117,6 +116,56 @@ _shape = st.none() | st.lists(st.none() | st.integers(-1, 9), max_size=5).map(tu
 def test_never_raises(class_name, config, shapes):
     layer_output_shapes(class_name, config, shapes)
     layer_weights(class_name, config, shapes)
+
+
+def test_every_class_with_an_output_rule_has_a_weight_rule():
+    """The two rules of a class are filed together, so they cannot drift apart."""
+    missing = sorted(set(registry.OUTPUTS) - set(registry.WEIGHTS))
+    assert not missing, missing
+    assert all(callable(fn) for fn in registry.WEIGHTS.values())
+    # A class declared weightless really has no variables, whatever it is built on.
+    weightless = sorted(n for n, fn in registry.WEIGHTS.items() if fn is registry.no_weights)
+    assert {"Dropout", "Flatten", "MaxPooling2D", "Add", "TFOpLambda", "Lambda"} <= set(weightless)
+    for name in weightless:
+        assert layer_weights(name, {}, [(None, 4, 4, 3)]) == (), name
+    assert layer_weights("Dense", {"units": 2}, [(None, 3)]) != ()
+
+
+def test_register_refuses_a_missing_weight_rule_and_a_second_registration():
+    before = (dict(registry.OUTPUTS), dict(registry.WEIGHTS))
+    with pytest.raises(TypeError):
+        registry.register("NewLayer", output=lambda cfg, shapes: shapes[0])  # no weights= at all
+    with pytest.raises(TypeError):
+        registry.register("NewLayer", output=lambda cfg, shapes: shapes[0], weights=None)
+    with pytest.raises(ValueError, match="Dense"):
+        registry.register(("NewLayer", "Dense"), weights=registry.no_weights)
+    with pytest.raises(ValueError):
+        registry.register(("NewLayer", "NewLayer"), weights=registry.no_weights)
+    assert (registry.OUTPUTS, registry.WEIGHTS) == before  # a refused call files nothing
+
+
+def test_rules_are_filed_only_through_register_and_every_family_is_imported():
+    """No module fills the registry's dicts by hand, and ``archdiff.shapes`` imports every module."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    import archdiff.shapes
+
+    folder = Path(archdiff.shapes.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        if path.stem != "__init__":
+            assert f"archdiff.shapes.{path.stem}" in sys.modules, f"archdiff.shapes does not import {path.stem}"
+        if path.stem == "registry":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            touched = node.value if isinstance(node, (ast.Subscript, ast.Attribute)) else None
+            if isinstance(touched, ast.Attribute):
+                touched = touched.attr
+            elif isinstance(touched, ast.Name):
+                touched = touched.id
+            assert touched not in ("OUTPUTS", "WEIGHTS"), (path.name, node.lineno)
 
 
 # ---------------------------------------------------------------------------

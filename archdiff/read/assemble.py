@@ -60,7 +60,7 @@ def name_positional_weights(arch: Architecture) -> Architecture:
     for the layer's class and config on the shapes it receives; they are used
     only where the count and every shape agree with the file.
     """
-    from archdiff.shapes import rules as shapes
+    from archdiff import shapes
 
     layers = list(arch.layers)
     changed = False

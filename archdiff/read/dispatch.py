@@ -56,7 +56,7 @@ def load(spec: str | os.PathLike, *, factory_kwargs: Mapping[str, Any] | None = 
 
 
 def _infer(arch: Architecture) -> Architecture:
-    from archdiff.shapes import rules as shapes
+    from archdiff import shapes
 
     try:
         return shapes.infer(arch)
