@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-light bench fixtures clean chromium
+.PHONY: install demo test test-light lint bench fixtures clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: $(STAMP) chromium
 ## Only the tests that need no TensorFlow.
 test-light: $(STAMP)
 	$(PY) -m pytest -q -m "not tensorflow"
+
+## ruff (lint, import order, complexity) and mypy, as configured in pyproject.toml; CI runs it.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check archdiff tests bench fixtures scripts
+	$(VENV)/bin/mypy
 
 ## Speed and memory against the baselines, one run, as ratios -> bench/results.md
 bench: $(STAMP)
