@@ -78,8 +78,9 @@ class Layer:
     #: ``name`` prefixed by the names of the models that hold it.
     path: str
     class_name: str
-    #: Position in its own model's ``layers`` (Keras' index).
-    index: int
+    #: Position in its own model's ``layers`` (Keras' index); None where it is not in ``model.layers``
+    #: (a Keras 3 operation) or cannot be known (a weights-only Keras 3 file).
+    index: int | None
     #: 0 for the top-level model's layers, 1 inside a nested model, ...
     depth: int
     #: Path of the model holding this layer ("" for the top level).
@@ -94,6 +95,9 @@ class Layer:
     #: One shape per output tensor, where known.
     output_shapes: tuple[tuple, ...] | None = None
     is_model: bool = False
+    #: A Keras 3 operation on symbolic tensors (``x + y``, ``keras.ops.*``): a node of the graph with no
+    #: variables, which Keras' ``model.layers`` does not list.
+    is_operation: bool = False
     #: For a nested model: its inputs and outputs in its own scope.
     model_inputs: tuple[TensorRef, ...] = ()
     model_outputs: tuple[TensorRef, ...] = ()
@@ -184,6 +188,10 @@ class Architecture:
 
     def top_level(self) -> list[Layer]:
         return [layer for layer in self.layers if layer.depth == 0]
+
+    def keras_layers(self) -> list[Layer]:
+        """The layers Keras lists in ``model.layers`` (and in nested models' ``layers``): operations left out."""
+        return [layer for layer in self.layers if not layer.is_operation]
 
     def children(self, path: str) -> list[Layer]:
         return [layer for layer in self.layers if layer.parent == path]

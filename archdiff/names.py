@@ -18,6 +18,15 @@ _SNAKE_1 = re.compile(r"(.)([A-Z][a-z]+)")
 _SNAKE_2 = re.compile(r"([a-z])([A-Z])")
 
 
+#: Where Keras 3 serializes operations on symbolic tensors (``x + y``, ``keras.ops.mean``): not layers.
+OPERATION_MODULE_PREFIXES = ("keras.src.ops.", "keras.ops.")
+
+
+def is_operation_module(module: str | None) -> bool:
+    """Whether a config entry's ``module`` is a Keras 3 operation's, which ``model.layers`` leaves out."""
+    return bool(module) and (module + ".").startswith(OPERATION_MODULE_PREFIXES)
+
+
 def canonical_class(class_name: str) -> str:
     """The Keras 3 name of a class (``Model`` -> ``Functional``), other names unchanged."""
     return CLASS_ALIASES.get(class_name, class_name)

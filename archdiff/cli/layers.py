@@ -15,6 +15,8 @@ def register(sub) -> None:
     add_model_args(p)
     p.add_argument("--grep", metavar="PATTERN",
                    help="only layers whose path or class matches this regex (none: exit 1, as grep)")
+    p.add_argument("--operations", action="store_true",
+                   help="also list Keras 3 operations (x + y, keras.ops.*): graph nodes that model.layers leaves out")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text")
     p.set_defaults(run=run_layers)
 
@@ -40,7 +42,7 @@ def _grep(pattern):
 
 def run_layers(args) -> int:
     arch = load_model(args)
-    rows = layer_rows(arch, _grep(args.grep))
+    rows = layer_rows(arch, _grep(args.grep), operations=args.operations)
     if args.grep is not None and not rows:
         # As grep(1) does: nothing matched is exit 1, said on stderr, with nothing on stdout.
         print(f"archdiff: no layer path or class matches --grep {visible(args.grep)!s} in {visible(args.model)}",

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from archdiff.errors import InputError, LimitExceededError
 from archdiff.limits import MAX_LAYERS, MAX_MODEL_DEPTH
 from archdiff.model import MODEL_CLASSES, Call, InputSpec, Layer, TensorRef
+from archdiff.names import is_operation_module
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ def parse(document: Any, *, where: str) -> ParsedConfig:
     layers = builder.layers
     if dialect == "keras2":
         layers, outputs = _renumber_keras2_model_calls(layers, outputs)
+    else:
+        layers = _mark_unlabelled_operations(layers)
     check_graph(layers, where=where)
     return ParsedConfig(
         name=name,
@@ -100,6 +103,30 @@ def parse(document: Any, *, where: str) -> ParsedConfig:
         backend=backend,
         serialized=serialized,
     )
+
+
+def _looks_like_operation(layer: Layer) -> bool:
+    """A Keras 3 entry written without its ``module`` (legacy ``.h5``): an operation's config has no
+    ``trainable`` and no ``dtype``, which every Layer's config has (InputLayer: ``dtype``)."""
+    if layer.is_operation or layer.module is not None or layer.is_model or layer.class_name == "InputLayer":
+        return layer.is_operation
+    return "trainable" not in layer.config and "dtype" not in layer.config
+
+
+def _mark_unlabelled_operations(layers: list[Layer]) -> list[Layer]:
+    """Mark the operations a Keras 3 ``.h5`` config names without a module, and index the rest as Keras does."""
+    if not any(_looks_like_operation(layer) and not layer.is_operation for layer in layers):
+        return layers
+    out = []
+    next_index: dict[str, int] = {}
+    for layer in layers:
+        operation = _looks_like_operation(layer)
+        index = None
+        if not operation:
+            index = next_index.get(layer.parent, 0)
+            next_index[layer.parent] = index + 1
+        out.append(_replace(layer, is_operation=operation, index=index))
+    return out
 
 
 def _counts_own_graph_as_node_zero(layer: Layer) -> bool:
@@ -412,15 +439,19 @@ class _Builder:
 
             path = f"{parent}/{name}" if parent else name
             is_model = layer_class in MODEL_CLASSES and isinstance(layer_config.get("layers"), list)
+            module = _str_or_none(entry.get("module"))
+            # Keras 3 operations are nodes of the graph, but model.layers leaves them out: no index.
+            operation = is_operation_module(module)
             slot = len(self.layers)
             self.layers.append(
                 Layer(
-                    name=name, path=path, class_name=layer_class, index=index, depth=depth,
-                    parent=parent, config=layer_config, module=_str_or_none(entry.get("module")),
-                    calls=calls, trainable=layer_trainable(layer_config), is_model=is_model,
+                    name=name, path=path, class_name=layer_class, index=None if operation else index, depth=depth,
+                    parent=parent, config=layer_config, module=module, calls=calls,
+                    trainable=layer_trainable(layer_config), is_model=is_model, is_operation=operation,
                 )
             )
-            index += 1
+            if not operation:
+                index += 1
             if is_model:
                 sub_in, sub_out, _ = self.expand(layer_class, layer_config, parent=path, depth=depth + 1)
                 self.layers[slot] = _replace(self.layers[slot], model_inputs=sub_in, model_outputs=sub_out)

@@ -72,7 +72,7 @@ register(("Lambda", "SlicingOpLambda"), weights=no_weights)  # what their code r
 # -- Keras 3 operations ----------------------------------------------------------------
 def is_operation(layer: Layer) -> bool:
     """Keras 3 functional operations (``keras.src.ops.*``): not layers, no variables."""
-    return bool(layer.module) and ".ops" in layer.module and "layers" not in layer.module
+    return layer.is_operation
 
 
 def operation_output_shapes(class_name: str, input_shapes: Sequence) -> tuple[tuple, ...] | None:

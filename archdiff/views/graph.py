@@ -44,11 +44,13 @@ def to_graph(arch: "Architecture") -> "nx.MultiDiGraph":
             "name": layer.name,
             "path": layer.path,
             "class_name": layer.class_name,
-            "index": layer.index,
+            # -1: not in model.layers (an operation) or not known; GraphML has no null.
+            "index": -1 if layer.index is None else layer.index,
             "depth": layer.depth,
             "parent": layer.parent,
             "trainable": bool(layer.trainable),
             "is_model": bool(layer.is_model),
+            "is_operation": bool(layer.is_operation),
             "calls": len(layer.calls),
             "output_shape": shape_text(layer.output_shape),
         }
@@ -64,7 +66,7 @@ def to_graph(arch: "Architecture") -> "nx.MultiDiGraph":
                     # A Sequential's InputLayer: not in model.layers, still a graph input.
                     g.add_node(source, name=ref.layer, path=source, class_name="InputLayer", index=-1,
                                depth=layer.depth, parent=layer.parent, trainable=True, is_model=False,
-                               calls=0, output_shape="", implicit=True)
+                               is_operation=False, calls=0, output_shape="", implicit=True)
                 g.add_edge(source, layer.path, key=f"{call_index}:{position}", call=call_index,
                            position=position, node_index=ref.node_index, tensor_index=ref.tensor_index,
                            kind="tensor")

@@ -1,7 +1,10 @@
 """The layer table and the summary of one model, as data.
 
 ``layer_rows`` and ``summary`` return plain dicts (the documented JSON forms);
-the renderers in :mod:`archdiff.commands.layers` format them for people.
+the renderers in :mod:`archdiff.views.render` format them for people. Rows
+follow Keras' ``model.layers``: Keras 3 operations (``x + y``) are graph
+nodes but not layers, so they are left out unless asked for, and then carry
+no index.
 """
 from __future__ import annotations
 
@@ -34,16 +37,19 @@ def layer_row(arch: Architecture, layer: Layer) -> dict:
         "trainable": layer.trainable,
         "trains": arch.effectively_trainable(layer),
         "is_model": layer.is_model,
+        "is_operation": layer.is_operation,
         "calls": len(layer.calls),
         "weights": None if layer.weights is None else [w.to_dict() for w in layer.weights],
     }
 
 
-def layer_rows(arch: Architecture, grep: str | None = None) -> list[dict]:
-    """All rows, or those whose name or path matches the regex ``grep``."""
+def layer_rows(arch: Architecture, grep: str | None = None, *, operations: bool = False) -> list[dict]:
+    """The rows of ``model.layers`` (operations too with ``operations``), or those matching the regex ``grep``."""
     pattern = re.compile(grep) if grep else None
     rows = []
     for layer in arch.layers:
+        if layer.is_operation and not operations:
+            continue
         if pattern and not (pattern.search(layer.path) or pattern.search(layer.class_name)):
             continue
         rows.append(layer_row(arch, layer))
@@ -66,8 +72,9 @@ def summary(arch: Architecture) -> dict:
         "has_weights": arch.has_weights,
         "inputs": [s.to_dict() for s in arch.input_specs],
         "outputs": [_output(arch, ref) for ref in arch.outputs],
-        "layers": len(arch.top_level()),
-        "layers_total": len(arch.layers),
+        "layers": sum(1 for layer in arch.top_level() if not layer.is_operation),
+        "layers_total": len(arch.keras_layers()),
+        "operations": sum(1 for layer in arch.layers if layer.is_operation),
         "total_params": counts.total if counts else None,
         "trainable_params": counts.trainable if counts else None,
         "non_trainable_params": counts.non_trainable if counts else None,

@@ -70,7 +70,7 @@ def render_summary_text(arch: Architecture, data: dict) -> str:
     functional = arch.class_name not in ("Sequential", None)
     headers = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if functional else [])
     rows = []
-    for layer in arch.layers:
+    for layer in arch.keras_layers():
         label = "  " * layer.depth + f"{visible(layer.name)} ({visible(layer.class_name)})"
         params = arch.params(layer)
         row = [label, shape_text(layer.output_shape), count(params) if params is not None else "?"]
@@ -86,7 +86,7 @@ def render_summary_text(arch: Architecture, data: dict) -> str:
 
 def render_summary_markdown(arch: Architecture, data: dict) -> str:
     lines = [f"### Model {md_code(arch.name)}", "", "| Layer (type) | Output Shape | Param # |", "| --- | --- | ---: |"]
-    for layer in arch.layers:
+    for layer in arch.keras_layers():
         params = arch.params(layer)
         indent = "&nbsp;&nbsp;" * layer.depth
         lines.append(f"| {indent}{md_code(layer.name)} ({md_text(layer.class_name)}) | "
