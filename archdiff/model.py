@@ -91,7 +91,8 @@ class Layer:
     #: The layer's own variables; None where the input has no weights.
     #: Nested models keep theirs on their layers, not here.
     weights: tuple[WeightSpec, ...] | None = None
-    trainable: bool = True
+    #: Keras' ``layer.trainable``; None where the input does not record it (a weights-only file).
+    trainable: bool | None = True
     #: One shape per output tensor, where known.
     output_shapes: tuple[tuple, ...] | None = None
     is_model: bool = False
@@ -144,9 +145,18 @@ class Source:
 
 @dataclass(frozen=True)
 class ParamCounts:
+    """``count_params()`` and the trainable split; the split is None where the input cannot tell it.
+
+    A weights-only file records every variable but not which layers were frozen
+    (``layer.trainable``), so its split is unknown; ``non_trainable_at_least``
+    then counts the variables that are never trainable (BatchNormalization's
+    moving statistics), a figure the file does determine.
+    """
+
     total: int
-    trainable: int
-    non_trainable: int
+    trainable: int | None
+    non_trainable: int | None
+    non_trainable_at_least: int | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -214,18 +224,20 @@ class Architecture:
             total += child.own_params
         return total
 
-    def effectively_trainable(self, layer: Layer) -> bool:
-        """A layer trains only if it and every model holding it are trainable."""
-        if not layer.trainable:
-            return False
+    def effectively_trainable(self, layer: Layer) -> bool | None:
+        """A layer trains only if it and every model holding it are trainable; None when not recorded."""
+        flags = [layer.trainable]
         parent = layer.parent
         while parent:
             holder = self.by_path.get(parent)
             if holder is None:
                 break
-            if not holder.trainable:
-                return False
+            flags.append(holder.trainable)
             parent = holder.parent
+        if any(flag is False for flag in flags):
+            return False
+        if any(flag is None for flag in flags):
+            return None
         return True
 
     def param_counts(self) -> ParamCounts | None:
@@ -235,13 +247,19 @@ class Architecture:
         """
         if not self.has_weights:
             return None
-        total = trainable = 0
+        total = trainable = by_nature = 0
+        known = True
         for layer in self.layers:
             if layer.is_model or layer.weights is None:
                 continue
             on = self.effectively_trainable(layer)
+            known = known and on is not None
             for w in layer.weights:
                 total += w.size
+                if not w.trainable:
+                    by_nature += w.size
                 if on and w.trainable:
                     trainable += w.size
-        return ParamCounts(total, trainable, total - trainable)
+        if not known:
+            return ParamCounts(total, None, None, non_trainable_at_least=by_nature)
+        return ParamCounts(total, trainable, total - trainable, non_trainable_at_least=by_nature)

@@ -287,7 +287,9 @@ def text_form(arch: Architecture) -> str:
             shape = f": shape {_shape(layer.output_shapes[ref.tensor_index])}"
         lines.append(f"output {ref.layer}[{ref.node_index}][{ref.tensor_index}]{shape}")
     counts = param_totals(arch)
-    if counts is not None:
+    if counts is not None and counts[1] is None:
+        lines.append(f"params: total {counts[0]:,} trainable ? non-trainable ?")
+    elif counts is not None:
         lines.append(f"params: total {counts[0]:,} trainable {counts[1]:,} non-trainable {counts[0] - counts[1]:,}")
     for layer in arch.layers:
         lines.append("")
@@ -298,7 +300,7 @@ def text_form(arch: Architecture) -> str:
             lines.append(f"  {label}: {refs}")
         if layer.output_shapes:
             lines.append(f"  output: {_shape(layer.output_shape)}")
-        if not layer.trainable:
+        if layer.trainable is False:  # None: not recorded (a weights-only file), not frozen
             lines.append("  trainable: false")
         if layer.weights:
             for w in layer.weights:

@@ -48,7 +48,7 @@ def load_factory(spec: str, kwargs: dict[str, Any]) -> Architecture:
 
 def from_keras_model(model, *, path: str, fmt: str) -> Architecture:
     """An Architecture from a live Keras model: its config plus its variables."""
-    from archdiff.read import dispatch as readers
+    from archdiff.read.assemble import architecture
     from archdiff.read.config import parse
 
     keras = require_keras()
@@ -73,7 +73,7 @@ def from_keras_model(model, *, path: str, fmt: str) -> Architecture:
             has_topology=False, has_weights=True,
             notes=(f"'{type(model).__name__}' is a subclassed model: the topology is unknown",),
         )
-    arch = readers._architecture(replace(parsed, keras_version=version), path=path, fmt=fmt, weights=None)
+    arch = architecture(replace(parsed, keras_version=version), path=path, fmt=fmt, weights=None)
     layers = []
     for layer in arch.layers:
         layers.append(replace(layer, weights=() if layer.is_model else tuple(variables.get(layer.path, ()))))

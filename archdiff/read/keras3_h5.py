@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Mapping
 
 from archdiff.errors import InputError, UnsafeInputError
-from archdiff.model import Architecture, Layer, Source
+from archdiff.model import Architecture, Layer, Source, WeightSpec
 from archdiff.names import canonical_class
 from archdiff.read import hdf5 as h5
 from archdiff.read.specs import weight_spec
@@ -96,14 +96,16 @@ def weights_only_keras3(tree: h5.SaveableNode, *, path: str, fmt: str) -> Archit
             raise InputError(f"two layers of the weights file are called '{twice}' (one by its name, one by "
                              "Keras' auto name)", path=path,
                              hint="the file is corrupt or was not written by Keras")
-        for index, item in enumerate(node.layers):
+        for item in node.layers:
             name = item.real_name or item.key
             full = f"{parent}/{name}" if parent else name
             stem = re.sub(r"_\d+$", "", item.key)
+            # Keras keys groups by class and per-class count, so the position in model.layers and the
+            # layer's trainable flag are not in the file: both are unknown, never guessed.
             layers.append(Layer(
-                name=name, path=full, class_name=f"?{stem}", index=index, depth=depth, parent=parent,
-                weights=() if item.is_model else tuple(weight_spec(v) for v in item.all_variables()),
-                is_model=item.is_model,
+                name=name, path=full, class_name=f"?{stem}", index=None, depth=depth, parent=parent,
+                weights=() if item.is_model else by_nature(stem, [weight_spec(v) for v in item.all_variables()]),
+                is_model=item.is_model, trainable=None,
             ))
             if item.is_model:
                 add(item, full, depth + 1)
@@ -125,6 +127,37 @@ def weights_only_keras3(tree: h5.SaveableNode, *, path: str, fmt: str) -> Archit
         has_topology=False, has_weights=True,
         notes=tuple(notes),
     )
+
+
+#: Variables Keras creates with ``trainable=False``, by the auto-name stem of their layer's class, in the
+#: order the class creates them: what a positional Keras 3 file still determines about them.
+_POSITIONAL_NAMES = {
+    "batch_normalization": {4: ("gamma", "beta", "moving_mean", "moving_variance"),
+                            2: ("moving_mean", "moving_variance")},
+    "sync_batch_normalization": {4: ("gamma", "beta", "moving_mean", "moving_variance"),
+                                 2: ("moving_mean", "moving_variance")},
+    "normalization": {3: ("mean", "variance", "count")},
+}
+#: How many trailing variables never train, when the count alone does not name them all.
+_TRAILING_NON_TRAINABLE = {"batch_normalization": 2, "sync_batch_normalization": 2}
+
+
+def by_nature(stem: str, specs: list[WeightSpec]) -> tuple[WeightSpec, ...]:
+    """Positional variables named and flagged after the class their group key names, where that is certain.
+
+    BatchNormalization keeps (gamma, beta, moving_mean, moving_variance), the
+    first two only with ``scale``/``center``: with four or two variables the
+    names follow; with three, only that the last two are the moving statistics.
+    """
+    if not specs or not all(s.name.isdigit() for s in specs):
+        return tuple(specs)
+    names = _POSITIONAL_NAMES.get(stem, {}).get(len(specs))
+    if names:
+        return tuple(replace(s, name=n, trainable=n not in h5.NON_TRAINABLE_NAMES) for s, n in zip(specs, names))
+    trailing = _TRAILING_NON_TRAINABLE.get(stem, 0)
+    if trailing and len(specs) > trailing:
+        return tuple(replace(s, trainable=i < len(specs) - trailing) for i, s in enumerate(specs))
+    return tuple(specs)
 
 
 def _has_real_names(node: h5.SaveableNode) -> bool:

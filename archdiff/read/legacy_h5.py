@@ -101,7 +101,9 @@ def _descend(path: str, rel: str, layers, by_path, children) -> tuple[str, str]:
 def weights_only_legacy(entries, *, path: str, version: str | None) -> Architecture:
     layers = []
     for index, (name, infos) in enumerate(entries):
-        layers.append(Layer(name=name, path=name, class_name="?", index=index, depth=0,
+        # layer_names lists every layer of model.layers in order, so the index is known; the trainable
+        # flag is not recorded in a weights file.
+        layers.append(Layer(name=name, path=name, class_name="?", index=index, depth=0, trainable=None,
                             weights=tuple(weight_spec(i) for i in infos)))
     source = Source(path=path, format="h5-weights", keras_version=version,
                     dialect="keras2" if (version or "2.").startswith("2.") else "keras3")

@@ -78,6 +78,8 @@ def summary(arch: Architecture) -> dict:
         "total_params": counts.total if counts else None,
         "trainable_params": counts.trainable if counts else None,
         "non_trainable_params": counts.non_trainable if counts else None,
+        # Known even when the split is not: variables that never train (BatchNormalization's moving statistics).
+        "non_trainable_params_at_least": counts.non_trainable_at_least if counts else None,
         "notes": list(arch.notes),
     }
 

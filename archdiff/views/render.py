@@ -41,7 +41,8 @@ def render_layers_text(arch: Architecture, rows: list[dict]) -> str:
         label = "  " * r["depth"] + visible(r["path"] if r["depth"] else r["name"])
         index = ("  " * r["depth"]) + ("?" if r["index"] is None else str(r["index"]))
         body.append([index, label, visible(r["class_name"]), shape_text(_shape(r["output_shape"])),
-                     count(r["params"]) if r["params"] is not None else "?", "yes" if r["trainable"] else "no"])
+                     count(r["params"]) if r["params"] is not None else "?",
+                     "?" if r["trainable"] is None else "yes" if r["trainable"] else "no"])
     lines = [table(["index", "layer", "class", "output shape", "params", "trainable"], body, align="llllrl")]
     lines.extend(f"note: {visible(n)}" for n in arch.notes)
     return "\n".join(lines)
@@ -58,6 +59,10 @@ def _connected(arch: Architecture, layer) -> str:
 def _totals(data: dict) -> list[str]:
     def line(label, key):
         n = data[key]
+        if n is None and data.get("total_params") is not None:
+            floor = data.get("non_trainable_params_at_least")
+            extra = f"; at least {floor:,} non-trainable by nature" if floor and key != "trainable_params" else ""
+            return f"{label}: unknown (the input does not record which layers are frozen{extra})"
         if n is None:
             return f"{label}: unknown (no weights in the input)"
         return f"{label}: {n:,} ({human_bytes(n * 4)})"

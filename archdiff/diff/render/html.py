@@ -107,7 +107,7 @@ def _layer_record(arch: Architecture, layer: Layer) -> dict:
         rec["k"] = params
     if layer.weights is not None and not layer.is_model:
         rec["w"] = [[w.name, list(w.shape), w.dtype] + ([] if w.trainable else [False]) for w in layer.weights]
-    if not layer.trainable:
+    if layer.trainable is False:
         rec["t"] = False
     if layer.is_model:
         rec["m"] = True
