@@ -1,4 +1,4 @@
-"""A small progress bar for long work, shown on a terminal only.
+"""A small progress bar for long work (bytes copied, epochs trained), shown on a terminal only.
 
 When the stream is not a terminal (piped, redirected, in CI) or
 ``ARCHDIFF_NO_PROGRESS`` is set, every method is a no-op, so output that
@@ -14,15 +14,22 @@ from archdiff.textfmt import human_bytes
 
 
 class Progress:
-    """``Progress(total_bytes, label)``; ``advance(n)``; ``close()`` (also a context manager)."""
+    """``Progress(total, label)``; ``advance(n)``; ``close()`` (also a context manager).
+
+    ``unit`` is ``"bytes"`` (sizes and a rate are shown) or the name of what
+    is counted (``"epochs"``: ``2/4 epochs``); ``advance(n, detail=...)``
+    shows a short detail after the count, such as the last loss.
+    """
 
     #: Seconds between redraws.
     INTERVAL = 0.1
     WIDTH = 30
 
-    def __init__(self, total: int, label: str, *, stream=None, enabled: bool | None = None):
+    def __init__(self, total: int, label: str, *, stream=None, enabled: bool | None = None, unit: str = "bytes"):
         self.total = max(0, int(total))
         self.label = label
+        self.unit = unit
+        self.detail = ""
         self.stream = stream if stream is not None else sys.stderr
         if enabled is None:
             enabled = self._is_terminal(self.stream) and not os.environ.get("ARCHDIFF_NO_PROGRESS")
@@ -39,8 +46,9 @@ class Progress:
         except (AttributeError, ValueError, OSError):
             return False
 
-    def advance(self, n: int) -> None:
+    def advance(self, n: int, *, detail: str = "") -> None:
         self.done += int(n)
+        self.detail = detail
         if not self.enabled:
             return
         now = time.monotonic()
@@ -54,8 +62,12 @@ class Progress:
         bar = "#" * filled + "-" * (self.WIDTH - filled)
         elapsed = max(now - self._start, 1e-9)
         rate = self.done / elapsed
-        text = (f"\r{self.label} [{bar}] {fraction * 100:5.1f}% "
-                f"{human_bytes(self.done)} / {human_bytes(self.total)}  {human_bytes(int(rate))}/s")
+        if self.unit == "bytes":
+            text = (f"\r{self.label} [{bar}] {fraction * 100:5.1f}% "
+                    f"{human_bytes(self.done)} / {human_bytes(self.total)}  {human_bytes(int(rate))}/s")
+        else:
+            # A detail can be shorter than the last one: clear the rest of the line.
+            text = f"\r{self.label} [{bar}] {self.done}/{self.total} {self.unit}  {self.detail}\033[K"
         try:
             self.stream.write(text)
             self.stream.flush()

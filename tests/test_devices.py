@@ -1,13 +1,14 @@
 """Device and strategy selection, with TensorFlow's device lists mocked: the GPU path without a GPU."""
 from __future__ import annotations
 
+import contextlib
 import json
 from unittest import mock
 
 import pytest
 
 from archdiff.validate.devices import (DEFAULT, MIRRORED, MULTI_WORKER, ONE_DEVICE, StepTimes, cluster_size,
-                              plan_devices)
+                                       plan_devices)
 from archdiff.errors import UsageError
 
 GPU0 = "/device:GPU:0"
@@ -151,10 +152,11 @@ def test_make_strategy_builds_what_the_plan_names(tf):
 
 
 @pytest.mark.tensorflow
-def test_validate_reports_the_mirrored_gpu_path(tf, tmp_path):
+def test_validate_reports_the_mirrored_gpu_path(tf, tmp_path, monkeypatch):
     """Two (mocked) GPUs: validate picks MirroredStrategy and reports it; the steps run on the CPU here."""
     import keras
 
+    import archdiff.validate.finetuning as finetuning
     from archdiff.validate import finetune
     from archdiff.read import load
     from test_validate_support import fast_options, target_model
@@ -163,17 +165,34 @@ def test_validate_reports_the_mirrored_gpu_path(tf, tmp_path):
     target_model(keras).save(tmp_path / "t.keras")
 
     class TwoReplicas:
-        """Stands for MirroredStrategy over two GPUs; its scope is the default one."""
+        """Stands for MirroredStrategy over two GPUs; its scope is the default one, and it counts who is inside."""
 
         num_replicas_in_sync = 2
+        depth = 0
 
+        @contextlib.contextmanager
         def scope(self):
-            return tf.distribute.get_strategy().scope()
+            self.depth += 1
+            try:
+                with tf.distribute.get_strategy().scope():
+                    yield
+            finally:
+                self.depth -= 1
 
-    with _fake_gpus(tf, 2), mock.patch.object(tf.distribute, "MirroredStrategy", return_value=TwoReplicas()) as ms:
+    fake = TwoReplicas()
+    built_inside = []
+    real_rebuild = finetuning.rebuild
+
+    def rebuild(*args, **kwargs):
+        built_inside.append(fake.depth > 0)
+        return real_rebuild(*args, **kwargs)
+
+    monkeypatch.setattr(finetuning, "rebuild", rebuild)
+    with _fake_gpus(tf, 2), mock.patch.object(tf.distribute, "MirroredStrategy", return_value=fake) as ms:
         result = finetune(load(str(tmp_path / "t.keras")), str(tmp_path / "t.keras"), None,
                           fast_options(device="auto", epochs=1, scratch=False))
     ms.assert_called_once_with(devices=[GPU0, GPU1])
+    assert built_inside == [True], "the model must be built inside the strategy's scope"
     assert result.device["device"] == "gpu"
     assert result.device["strategy"] == MIRRORED
     assert result.device["replicas"] == 2
@@ -199,3 +218,49 @@ def test_the_mixed_precision_path_trains(tf, tmp_path):
     assert result.status == "pass", result.failures
     assert result.device["mixed_precision"] is True
     assert result.stages[0].loss_finite
+
+
+@pytest.mark.tensorflow
+def test_every_model_is_built_and_trained_inside_a_real_strategys_scope(tf, tmp_path, monkeypatch):
+    """A real OneDeviceStrategy (what --device cpu uses beside GPUs): it must own every variable.
+
+    The fine-tuned model, the one trained from scratch, and both optimizers:
+    a variable made outside ``strategy.scope()`` would be placed and
+    synchronized by no strategy (under MirroredStrategy: one GPU's copy only).
+    """
+    import keras
+
+    import archdiff.validate.finetuning as finetuning
+    from archdiff.read import load
+    from archdiff.validate import devices, finetune
+    from archdiff.validate.devices import DevicePlan
+    from test_validate_support import fast_options, target_model
+
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path / "t.keras")
+    target_model(keras).save(path)
+    strategies, trained = [], []
+    real_make, real_fit = devices.make_strategy, finetuning._fit
+
+    def make_strategy(plan):
+        strategies.append(real_make(plan))
+        return strategies[-1]
+
+    def fit(model, *args):
+        trained.append(model)
+        return real_fit(model, *args)
+
+    monkeypatch.setattr(devices, "make_strategy", make_strategy)
+    monkeypatch.setattr(finetuning, "_fit", fit)
+    plan = DevicePlan(requested="cpu", device="cpu", strategy=ONE_DEVICE, devices=("/device:CPU:0",))
+    result = finetune(load(path), path, None, fast_options(epochs=1, freeze_until="conv3"), plan=plan)
+    assert result.status == "pass", result.failures
+    assert result.device["strategy"] == ONE_DEVICE
+    (strategy,) = strategies
+    assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
+    assert len(trained) == 2 and trained[0] is not trained[1]  # stage 1, and from scratch
+    for model in trained:
+        variables = list(model.weights) + list(model.optimizer.variables)
+        assert len(variables) > len(model.weights)
+        outside = [v.path for v in variables if not strategy.extended.variable_created_in_scope(v.value)]
+        assert not outside, f"made outside the strategy's scope: {outside[:5]}"

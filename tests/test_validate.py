@@ -54,7 +54,7 @@ def test_correct_transfer_lists_what_arrived_and_what_did_not(good_report):
     assert sorted(w.arrived) == ["bn1", "bn2", "bn3", "conv1", "conv2", "conv3"]
     assert w.checked_variables == w.equal_variables == 18
     assert {x["layer"] for x in w.not_transferred} == {"conv4", "bn4", "new_head"}
-    assert w.unused_source == ["head"]
+    assert w.unused_source == ("head",)
 
 
 def test_outputs_compared_on_the_shared_subgraph(good_report):
@@ -74,14 +74,14 @@ def test_finetune_freezes_transferred_layers_and_keeps_frozen_bn_in_inference(go
     stage1, stage2 = f.stages
     # conv: kernel, bias; bn: gamma, beta, moving_mean, moving_variance -> 3 * 2 + 3 * 4
     assert stage1.frozen_variables == 18
-    assert stage1.frozen_changed == [] and stage1.trainable_unchanged == []
+    assert stage1.frozen_changed == () and stage1.trainable_unchanged == ()
     assert stage1.loss_finite and stage1.loss_falling
     assert stage1.steps == 3 * 3  # 96 samples / 32 per batch, 3 epochs
     assert stage1.metric_before is not None and stage1.metric_after is not None
     # Stage 2 unfreezes all but the frozen BatchNormalization layers (inference mode, moving stats untouched).
     assert stage2.learning_rate == 1e-5
     assert set(stage2.frozen_layers) == {"bn1", "bn2", "bn3"}
-    assert stage2.frozen_changed == [] and stage2.trainable_unchanged == []
+    assert stage2.frozen_changed == () and stage2.trainable_unchanged == ()
     assert f.scratch is not None and f.scratch.steps == stage1.steps + stage2.steps
     assert f.transfer_gain == pytest.approx(f.metric_after - f.scratch.metric_after)
     assert f.device["device"] == "cpu" and f.device["strategy"] == "default"
@@ -108,8 +108,8 @@ def test_swapped_variables_inside_one_layer_fail_naming_layer_and_variables(file
     assert report.exit_code == 1
     w = report.weights_arrived
     assert w.status == "fail"
-    assert w.failures == ["layer 'bn2': variables are swapped: 'gamma' holds the source's 'beta', "
-                          "'beta' holds the source's 'gamma'"]
+    assert w.failures == ("layer 'bn2': variables are swapped: 'gamma' holds the source's 'beta', "
+                          "'beta' holds the source's 'gamma'",)
     bad = next(a for a in w.layers if a.target == "bn2")
     assert {v.name: v.holds for v in bad.variables if not v.equal} == {"gamma": "bn2:beta", "beta": "bn2:gamma"}
     # The outputs differ too, and the difference is traced back to bn2.
@@ -121,8 +121,8 @@ def test_swapped_variables_inside_one_layer_fail_naming_layer_and_variables(file
 def test_layer_given_another_layers_weights_fails_naming_both(files):
     report = run(files, "shifted.weights.h5", finetune=False)
     assert report.exit_code == 1
-    assert report.weights_arrived.failures == [
-        "layer 'conv3' holds the weights of source layer 'conv2' (kernel, bias), not those of 'conv3'"]
+    assert report.weights_arrived.failures == (
+        "layer 'conv3' holds the weights of source layer 'conv2' (kernel, bias), not those of 'conv3'",)
     assert [o["layer"] for o in report.outputs.origin] == ["conv3"]
 
 
@@ -138,7 +138,7 @@ def test_layer_left_with_its_initial_values_is_named(files):
 
 
 def test_a_frozen_layer_that_changes_fails_the_finetune_check(files, keras, monkeypatch):
-    import archdiff.validate.core as v
+    import archdiff.validate.finetuning as v
 
     real_fit = v._fit
 
@@ -153,12 +153,12 @@ def test_a_frozen_layer_that_changes_fails_the_finetune_check(files, keras, monk
     assert report.exit_code == 1
     assert report.finetune.status == "fail"
     stage = report.finetune.stages[0]
-    assert stage.frozen_changed == ["conv2/kernel", "conv2/bias"]
+    assert stage.frozen_changed == ("conv2/kernel", "conv2/bias")
     assert report.failures == ["stage 1: frozen variable(s) changed during training: conv2/kernel, conv2/bias"]
 
 
 def test_a_trainable_layer_that_never_changes_fails(files, keras, monkeypatch):
-    import archdiff.validate.core as v
+    import archdiff.validate.finetuning as v
 
     real_snapshot = v._snapshot
 
@@ -174,6 +174,21 @@ def test_a_trainable_layer_that_never_changes_fails(files, keras, monkeypatch):
     report = run(files, "good.weights.h5", scratch=False, epochs=1)
     assert report.finetune.status == "fail"
     assert "new_head/kernel" in report.finetune.stages[0].trainable_unchanged
+
+
+def test_progress_goes_to_the_epoch_bar_and_nothing_else_is_printed(files, capsys):
+    from archdiff.read import load
+    from archdiff.validate import finetune
+
+    target = str(files / "good.keras")
+    options = fast_options(epochs=2, scratch=False, freeze_until="conv3")
+    finetune(load(target), target, None, options, progress=False)
+    out, err = capsys.readouterr()
+    assert out == "" and "archdiff" not in err
+    finetune(load(target), target, None, options, progress=True)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "\rarchdiff validate: stage 1 [" in err and "2/2 epochs  loss " in err
 
 
 # -- freezing by index or name ---------------------------------------------------------------

@@ -116,3 +116,59 @@ def test_the_validate_command_does_not_load_tensorflow_until_it_runs():
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_result_record_is_frozen():
+    """Checks build their records once from what they computed; nothing can change one afterwards."""
+    import dataclasses
+
+    from archdiff.validate import report
+
+    records = [obj for obj in vars(report).values()
+               if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == report.__name__]
+    assert {r.__name__ for r in records} >= {"RebuildResult", "VariableResult", "LayerArrival", "WeightsCheck",
+                                             "OutputResult", "OutputsCheck", "StageResult", "ScratchResult",
+                                             "FinetuneCheck", "ValidationReport"}
+    assert [r.__name__ for r in records if not r.__dataclass_params__.frozen] == []
+    check = report.WeightsCheck(status=report.PASS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        check.status = report.FAIL
+    assert check.to_dict()["failures"] == [] and isinstance(check.failures, tuple)
+
+
+def test_only_the_renderer_formats_for_people():
+    """No module of the validate stage but render.py prints or writes to stdout/stderr itself."""
+    import ast
+    from pathlib import Path
+
+    import archdiff.validate
+
+    offenders = []
+    for path in sorted(Path(archdiff.validate.__file__).parent.glob("*.py")):
+        if path.name == "render.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                offenders.append(f"{path.name}:{node.lineno}: print")
+            if isinstance(node, ast.Attribute) and node.attr in ("stdout", "stderr") and \
+                    isinstance(node.value, ast.Name) and node.value.id == "sys":
+                offenders.append(f"{path.name}:{node.lineno}: sys.{node.attr}")
+    assert offenders == []
+
+
+def test_an_epoch_bar_counts_epochs_and_shows_the_loss():
+    import io
+
+    from archdiff.progress import Progress
+
+    stream = io.StringIO()
+    bar = Progress(4, "archdiff validate: stage 1", unit="epochs", stream=stream, enabled=True)
+    bar.advance(1, detail="loss 1.2500")
+    bar.advance(3, detail="loss 0.5")
+    bar.close()
+    text = stream.getvalue()
+    assert "archdiff validate: stage 1 [#######" in text and "1/4 epochs  loss 1.2500" in text
+    assert "4/4 epochs  loss 0.5\033[K" in text and text.endswith("\r\033[K")
+    quiet = io.StringIO()
+    Progress(4, "x", unit="epochs", stream=quiet).advance(4)  # not a terminal: nothing
+    assert quiet.getvalue() == ""

@@ -7,8 +7,6 @@ See docs/validate.md.
 """
 from __future__ import annotations
 
-import sys
-
 from archdiff.errors import UsageError
 from archdiff.cli.common import emit
 
@@ -138,8 +136,8 @@ def run_validate(args) -> int:
     options = options_from(args)
     if args.output:
         refuse_overwriting_inputs(args.output, [p for p in (args.target, args.weights, args.source) if p])
-    progress = False if args.no_progress else (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
-    report = validate(args.target, args.weights, args.source, options, progress=progress)
+    # None: the epoch bar shows on a terminal only (and not with ARCHDIFF_NO_PROGRESS), as transfer's does.
+    report = validate(args.target, args.weights, args.source, options, progress=False if args.no_progress else None)
     text = render(report, args.format)
     if args.output:
         write_text(args.output, text)

@@ -11,7 +11,7 @@ import json
 import math
 
 from archdiff.textfmt import count, paint, table, use_colour
-from archdiff.validate.core import FAIL, PASS, SKIPPED, ValidationReport
+from archdiff.validate.report import ARRIVED, FAIL, PASS, SKIPPED, ValidationReport
 
 FORMATS = ("text", "json", "markdown")
 
@@ -78,10 +78,10 @@ def _summary(report: ValidationReport, key: str) -> str:
 def _arrival_rows(report: ValidationReport, limit: int | None) -> tuple[list[list[str]], int]:
     rows = []
     layers = report.weights_arrived.layers
-    shown = layers if limit is None else [a for a in layers if a.status != "arrived"] + \
-        [a for a in layers if a.status == "arrived"]
+    shown = layers if limit is None else [a for a in layers if a.status != ARRIVED] + \
+        [a for a in layers if a.status == ARRIVED]
     for arrival in shown[: limit if limit is not None else len(shown)]:
-        if arrival.status == "arrived":
+        if arrival.status == ARRIVED:
             detail = ", ".join(v.name + (f" (cast from {v.cast_from})" if v.cast_from else "") for v in arrival.variables)
         else:
             detail = arrival.message.split(": ", 1)[-1]
