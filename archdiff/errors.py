@@ -18,6 +18,10 @@ class ArchdiffError(Exception):
         self.hint = hint
         super().__init__(self.one_line())
 
+    def __reduce__(self):
+        # Errors cross a process boundary (archdiff.read.contain): keep the path and the hint.
+        return _rebuild, (type(self), self.message, self.path, self.hint)
+
     def one_line(self) -> str:
         parts = []
         if self.path:
@@ -28,6 +32,10 @@ class ArchdiffError(Exception):
         text = "".join(parts)
         # One line, whatever the pieces held (file names can hold newlines).
         return " ".join(text.split()) + "."
+
+
+def _rebuild(cls: type, message: str, path: str | None, hint: str | None) -> ArchdiffError:
+    return cls(message, path=path, hint=hint)
 
 
 class InputError(ArchdiffError):

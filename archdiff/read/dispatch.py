@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from archdiff.errors import InputError, UnsupportedFormatError
 from archdiff.model import Architecture
 from archdiff.read.assemble import name_positional_weights
+from archdiff.read.contain import contained
 from archdiff.read.documents import from_config_document, read_json_file, read_yaml_file
 from archdiff.read.keras3_h5 import read_sharded
 from archdiff.read.keras_zip import read_keras_zip
@@ -47,7 +48,8 @@ def load(spec: str | os.PathLike, *, factory_kwargs: Mapping[str, Any] | None = 
 
         arch = load_factory(text, dict(factory_kwargs or {}))
     else:
-        arch = _load_path(text)
+        # The file's metadata is read in a supervised child: a libhdf5 crash or hang there is one error line.
+        arch = contained(_load_path, text)
     if infer_shapes and arch.has_topology:
         arch = _infer(arch)
         if arch.has_weights:
