@@ -108,7 +108,7 @@ def _write(args, text: str, inputs: list[str]) -> None:
 
 def run_diff(args) -> int:
     from archdiff.diff import diff
-    from archdiff.diff.render.reports import render
+    from archdiff.diff.render import render
     from archdiff.read import load
 
     if args.format == "html" and not args.output:
@@ -142,7 +142,7 @@ def run_diff(args) -> int:
 def run_gate(args) -> int:
     from archdiff.diff import gitdriver
     from archdiff.diff import SCHEMA_VERSION, diff
-    from archdiff.diff.render.reports import render, to_json_dict
+    from archdiff.diff.render import render, to_json_dict
     from archdiff.diff.policy import check, find_default, load_policy
     from archdiff.read import load
 
