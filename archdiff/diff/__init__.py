@@ -10,7 +10,8 @@ The modules, in the order the data flows:
 * ``engine``: :func:`diff`, which builds the result; ``result``: :class:`ArchDiff`
   and its records, with ``to_dict()`` and the exit code;
 * ``render`` (a package): text, JSON, Markdown and HTML reports;
-* ``policy``: the YAML policy; ``gitdriver``: everything asked of git.
+* ``policy``: the YAML policy; ``gate``: files against a git revision;
+  ``gitdriver``: everything asked of git.
 
 This ``__init__`` re-exports the stage's public names, so ``from archdiff.diff import …``
 keeps working whichever module inside the package holds them.
@@ -18,6 +19,8 @@ keeps working whichever module inside the package holds them.
 from __future__ import annotations
 
 from archdiff.diff.engine import class_of_name, config_diff, diff, weight_changes
+from archdiff.diff.gate import (GATE_DEFAULT_FAIL_ON, FileResult, GateResult, decide, find_policy, gate_file,
+                                gate_files, iter_gate_files)
 from archdiff.diff.ignore import ignore_matches
 from archdiff.diff.kinds import (CHANGE_KINDS, CLASSIFICATIONS, EFFECTS, FAIL_ON_SPECIAL, IO_SIDES, IO_WHATS, KINDS,
                                  OPS, class_changed, classify, config_changed, inputs_changed, io_changed,
@@ -37,6 +40,8 @@ __all__ = [
     # The vocabulary's new names.
     'EFFECTS', 'OPS', 'IO_SIDES', 'IO_WHATS', 'model_renamed', 'model_class_changed', 'io_changed', 'classify',
     'validate_change', 'validate_io_change', 'validate_diff',
-    # Matching (the renderers are archdiff.diff.render's: a name "render" here would hide that package).
+    # Matching and the gate (the renderers are archdiff.diff.render's: a name "render" here would hide that package).
     'Matching', 'Pair', 'match_layers',
+    'GATE_DEFAULT_FAIL_ON', 'FileResult', 'GateResult', 'decide', 'find_policy', 'gate_file', 'gate_files',
+    'iter_gate_files',
 ]
