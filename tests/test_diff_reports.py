@@ -13,7 +13,7 @@ from markdown_it import MarkdownIt
 from test_diff_support import arch, mlp
 
 from archdiff.diff import DiffOptions, diff
-from archdiff.diff.render.reports import md_code, md_escape, merged, render_markdown, render_text
+from archdiff.diff.render import md_code, md_escape, merged, render_markdown, render_text
 from archdiff.diff.policy import check, parse_policy
 from archdiff.read import load
 

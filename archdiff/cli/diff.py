@@ -1,10 +1,14 @@
-"""``archdiff diff`` (two models) and ``archdiff gate`` (changed files against a git revision)."""
+"""``archdiff diff`` (two models) and ``archdiff gate`` (changed files against a git revision).
+
+This module owns the two commands' arguments and how their reports are
+printed. The work is the library's: :func:`archdiff.diff.diff` and the policy
+for ``diff``, :mod:`archdiff.diff.gate` (which iterates over the files) for ``gate``.
+"""
 from __future__ import annotations
 
-import os
 import sys
 
-from archdiff.errors import ArchdiffError, InputError, UsageError
+from archdiff.errors import UsageError
 from archdiff.output import refuse_overwriting_inputs, write_text
 from archdiff.textfmt import use_colour
 from archdiff.cli.common import dump_json, emit, factory_kwargs
@@ -12,7 +16,8 @@ from archdiff.cli.common import dump_json, emit, factory_kwargs
 #: ``--fail-on`` values: archdiff.diff.FAIL_ON_SPECIAL + archdiff.diff.KINDS.
 FAIL_ON_CHOICES = ("any", "none", "cosmetic", "weights-compatible", "weights-breaking", "interface-changing",
                    "topology-changing")
-#: What ``archdiff gate`` fails on when neither --fail-on nor a policy says otherwise.
+#: What ``archdiff gate`` fails on when neither --fail-on nor a policy says otherwise (for its --help;
+#: the same as archdiff.diff.gate.GATE_DEFAULT_FAIL_ON, which tests/test_diff_api.py checks).
 GATE_DEFAULT_FAIL_ON = ("weights-breaking", "interface-changing")
 
 
@@ -78,16 +83,6 @@ def options_from(args, *, default_fail_on=("any",)):
                        fail_on=fail_on or tuple(default_fail_on))
 
 
-def decide(d, policy_result, *, fail_on_given: bool) -> int:
-    """The exit code: with a policy, the policy decides (and --fail-on, if given, adds to it)."""
-    if policy_result is None:
-        return d.exit_code
-    code = 0 if policy_result.passed else 1
-    if fail_on_given and d.exit_code:
-        code = 1
-    return code
-
-
 def _colour(args) -> bool:
     if args.output or args.format != "text":
         return False
@@ -108,7 +103,8 @@ def _write(args, text: str, inputs: list[str]) -> None:
 
 def run_diff(args) -> int:
     from archdiff.diff import diff
-    from archdiff.diff.render.reports import render
+    from archdiff.diff.gate import decide
+    from archdiff.diff.render import render
     from archdiff.read import load
 
     if args.format == "html" and not args.output:
@@ -140,56 +136,31 @@ def run_diff(args) -> int:
 
 
 def run_gate(args) -> int:
-    from archdiff.diff import gitdriver
-    from archdiff.diff import SCHEMA_VERSION, diff
-    from archdiff.diff.render.reports import render, to_json_dict
-    from archdiff.diff.policy import check, find_default, load_policy
-    from archdiff.read import load
+    from archdiff.diff.gate import GateResult, default_fail_on, find_policy, iter_gate_files
+    from archdiff.diff.render import render
 
     if args.format == "html":
         raise UsageError("archdiff gate has no html report", hint="use archdiff diff A B --format html -o report.html")
-    root = gitdriver.repo_root()
-    policy_path = args.policy or find_default(root)
-    policy = load_policy(policy_path) if policy_path else None
-    default_fail_on = ("any",) if policy is not None else GATE_DEFAULT_FAIL_ON
-    options = options_from(args, default_fail_on=default_fail_on)
-    fail_on_given = bool(args.fail_on)
+    policy_path, policy = find_policy(args.policy)
+    options = options_from(args, default_fail_on=default_fail_on(policy))
     colour = _colour(args)
-    reports = []
+    files = []
     texts = []
     worst = 0
-    for path in args.files:
-        if not os.path.exists(path):
-            reports.append({"path": path, "status": "deleted", "exit_code": 0, "report": None})
-            texts.append(f"archdiff gate: {path}: deleted; nothing to check\n")
-            continue
-        old = gitdriver.blob_at(args.against, path)
-        if old is None:
-            reports.append({"path": path, "status": "new", "exit_code": 0, "report": None})
-            texts.append(f"archdiff gate: {path}: new at {args.against}; nothing to compare\n")
-            continue
-        with gitdriver.as_file(old, path) as old_path:
-            try:
-                a = load(old_path)
-            except ArchdiffError as exc:
-                raise InputError(exc.message, path=f"{args.against}:{path}", hint=exc.hint) from None
-        b = load(path)
-        a = _relabel(a, f"{args.against}:{path}")
-        d = diff(a, b, options)
-        result = check(d, policy) if policy is not None else None
-        if policy is not None:
-            code = decide(d, result, fail_on_given=fail_on_given)
-        else:
-            code = d.exit_code
-        worst = max(worst, code)
+    for f in iter_gate_files(args.files, against=args.against, options=options, policy=policy,
+                             fail_on_given=bool(args.fail_on)):
+        worst = max(worst, f.exit_code)
         if args.format == "json":
-            reports.append({"path": path, "status": "compared", "exit_code": code,
-                            "report": to_json_dict(d, policy=result, exit_code=code)})
+            files.append(f)
+        elif f.status == "deleted":
+            texts.append(f"archdiff gate: {f.path}: deleted; nothing to check\n")
+        elif f.status == "new":
+            texts.append(f"archdiff gate: {f.path}: new at {args.against}; nothing to compare\n")
         else:
-            texts.append(render(d, args.format, colour=colour, policy=result, exit_code=code, full=args.full))
+            texts.append(render(f.diff, args.format, colour=colour, policy=f.policy, exit_code=f.exit_code,
+                                full=args.full))
     if args.format == "json":
-        text = dump_json({"schema_version": SCHEMA_VERSION, "against": args.against,
-                          "policy": policy_path, "exit_code": worst, "files": reports})
+        text = dump_json(GateResult(args.against, policy_path, options, tuple(files)).to_dict())
     else:
         if not args.files:
             texts.append("archdiff gate: no model files given; nothing to check\n")
@@ -200,10 +171,3 @@ def run_gate(args) -> int:
                     f"{', policy ' + policy_path if policy_path else ', failing on ' + ', '.join(options.fail_on)})\n"
     _write(args, text, list(args.files))
     return worst
-
-
-def _relabel(arch, label: str):
-    from dataclasses import replace
-
-    return replace(arch, source=replace(arch.source, path=label))
-

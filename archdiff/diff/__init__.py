@@ -1,36 +1,47 @@
 """The diff stage: pair the layers of two models, compare them, classify the result, gate on it.
 
+The modules, in the order the data flows:
+
+* ``kinds``: the vocabulary (kinds of difference and of change, one constructor
+  per change, :func:`classify`, the validators);
+* ``options``: :class:`DiffOptions`; ``canonical``: configs without
+  serialization noise; ``ignore``: the ``--ignore`` patterns;
+* ``matching`` (a package): which layer of A is which layer of B;
+* ``engine``: :func:`diff`, which builds the result; ``result``: :class:`ArchDiff`
+  and its records, with ``to_dict()`` and the exit code;
+* ``render`` (a package): text, JSON, Markdown and HTML reports;
+* ``policy``: the YAML policy; ``gate``: files against a git revision;
+  ``gitdriver``: everything asked of git.
+
 This ``__init__`` re-exports the stage's public names, so ``from archdiff.diff import …``
 keeps working whichever module inside the package holds them.
 """
 from __future__ import annotations
 
-from archdiff.diff.engine import (  # noqa: F401
-    SCHEMA_VERSION,
-    KINDS,
-    CLASSIFICATIONS,
-    FAIL_ON_SPECIAL,
-    CHANGE_KINDS,
-    DiffOptions,
-    Change,
-    renamed,
-    class_changed,
-    config_changed,
-    trainable_changed,
-    weight_changed,
-    inputs_changed,
-    LayerDiff,
-    LayerEntry,
-    Edge,
-    IOChange,
-    ModelInfo,
-    ArchDiff,
-    fails,
-    ignore_matches,
-    config_diff,
-    weight_changes,
-    diff,
-    class_of_name,
-)
+from archdiff.diff.engine import class_of_name, config_diff, diff, weight_changes
+from archdiff.diff.gate import (GATE_DEFAULT_FAIL_ON, FileResult, GateResult, decide, find_policy, gate_file,
+                                gate_files, iter_gate_files)
+from archdiff.diff.ignore import ignore_matches
+from archdiff.diff.kinds import (CHANGE_KINDS, CLASSIFICATIONS, EFFECTS, FAIL_ON_SPECIAL, IO_SIDES, IO_WHATS, KINDS,
+                                 OPS, class_changed, classify, config_changed, inputs_changed, io_changed,
+                                 model_class_changed, model_renamed, renamed, trainable_changed, validate_change,
+                                 validate_diff, validate_io_change, weight_changed)
+from archdiff.diff.matching import Matching, Pair, match_layers
+from archdiff.diff.options import DiffOptions
+from archdiff.diff.result import (SCHEMA_VERSION, ArchDiff, Change, Edge, IOChange, LayerDiff, LayerEntry, ModelInfo,
+                                  fails)
 
-__all__ = ['SCHEMA_VERSION', 'KINDS', 'CLASSIFICATIONS', 'FAIL_ON_SPECIAL', 'CHANGE_KINDS', 'DiffOptions', 'Change', 'renamed', 'class_changed', 'config_changed', 'trainable_changed', 'weight_changed', 'inputs_changed', 'LayerDiff', 'LayerEntry', 'Edge', 'IOChange', 'ModelInfo', 'ArchDiff', 'fails', 'ignore_matches', 'config_diff', 'weight_changes', 'diff', 'class_of_name']
+__all__ = [
+    # Names exported before the stage was split into modules (keep them).
+    'SCHEMA_VERSION', 'KINDS', 'CLASSIFICATIONS', 'FAIL_ON_SPECIAL', 'CHANGE_KINDS', 'DiffOptions', 'Change',
+    'renamed', 'class_changed', 'config_changed', 'trainable_changed', 'weight_changed', 'inputs_changed',
+    'LayerDiff', 'LayerEntry', 'Edge', 'IOChange', 'ModelInfo', 'ArchDiff', 'fails', 'ignore_matches',
+    'config_diff', 'weight_changes', 'diff', 'class_of_name',
+    # The vocabulary's new names.
+    'EFFECTS', 'OPS', 'IO_SIDES', 'IO_WHATS', 'model_renamed', 'model_class_changed', 'io_changed', 'classify',
+    'validate_change', 'validate_io_change', 'validate_diff',
+    # Matching and the gate (the renderers are archdiff.diff.render's: a name "render" here would hide that package).
+    'Matching', 'Pair', 'match_layers',
+    'GATE_DEFAULT_FAIL_ON', 'FileResult', 'GateResult', 'decide', 'find_policy', 'gate_file', 'gate_files',
+    'iter_gate_files',
+]

@@ -80,6 +80,16 @@ def class_known(class_name: str) -> bool:
     return not class_name.startswith("?")
 
 
+def same_but_name(ca: Mapping, cb: Mapping) -> bool:
+    """Two raw configs equal but for ``name``: a fast path before normalizing."""
+    if len(ca) != len(cb):
+        return False
+    for key, value in ca.items():
+        if key != "name" and (key not in cb or cb[key] != value):
+            return False
+    return True
+
+
 # -- single-sided views ----------------------------------------------------------
 def _rank(layer: Layer) -> int | None:
     shapes = layer.output_shapes

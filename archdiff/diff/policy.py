@@ -26,7 +26,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from archdiff.diff.engine import KINDS, ArchDiff
+from archdiff.diff.kinds import KINDS
+from archdiff.diff.result import ArchDiff
 from archdiff.errors import InputError
 from archdiff.textfmt import count
 
@@ -243,7 +244,7 @@ def _listed(items: list[str]) -> tuple[str, ...]:
 
 
 def _change_text(change) -> str:
-    from archdiff.diff.render.reports import change_text
+    from archdiff.diff.render import change_text
 
     return change_text(change)
 

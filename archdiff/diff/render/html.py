@@ -3,7 +3,7 @@
 This module owns turning an :class:`~archdiff.diff.ArchDiff` (with the two
 :class:`~archdiff.model.Architecture` objects it came from) into one HTML
 file that opens without any network access: the page's script and styles,
-the graph-layout engine (dagre, vendored in ``archdiff/html/vendor`` with its
+the graph-layout engine (dagre, vendored in ``assets/vendor`` with its
 licence) and the data are all inlined. The layout itself runs in the browser,
 so that collapsing and expanding runs of layers lays the graph out again.
 
@@ -15,8 +15,8 @@ id=archdiff-data>``):
 * ``layers``: per side (``a``, ``b``), what the side panel shows of a layer
   (class, output shape, params, weight shapes, trainable).
 * ``items``: the merged layer list in the text report's order
-  (:func:`archdiff.diffrender.merged`), one per layer or matched pair, with
-  its status and its noise-free config (:func:`archdiff.canonical.normal_config`).
+  (:func:`archdiff.diff.render.merged`), one per layer or matched pair, with
+  its status and its noise-free config (:func:`archdiff.diff.canonical.normal_config`).
 * ``graphs``: ``a``, ``b`` and ``merged``: nodes, edges and nested-model
   groups, with edges that pass into a nested model drawn to its input layers
   and out of it from its output layers.
@@ -349,7 +349,7 @@ def _side_graph(arch: Architecture, side: str, path_item: dict[str, int],
 
 def diff_data(d, a: Architecture, b: Architecture, *, policy=None, exit_code: int | None = None) -> dict:
     """Everything the diff page shows, as the JSON it embeds (see the module docstring)."""
-    from archdiff.diff.render.reports import merged, to_json_dict
+    from archdiff.diff.render import merged, to_json_dict
 
     report = to_json_dict(d, policy=policy, exit_code=exit_code)
     matched_index = {id(m): i for i, m in enumerate(d.matched)}
@@ -500,7 +500,7 @@ def model_data(arch: Architecture) -> dict:
 # -- pages --------------------------------------------------------------------------------
 def render_diff_html(d, a: Architecture, b: Architecture, *, policy=None, exit_code: int | None = None) -> str:
     """The self-contained HTML report of a diff (``archdiff diff --format html``)."""
-    from archdiff.diff.render.reports import render_text
+    from archdiff.diff.render import render_text
 
     data = diff_data(d, a, b, policy=policy, exit_code=exit_code)
     fallback = render_text(d, policy=policy, exit_code=exit_code)

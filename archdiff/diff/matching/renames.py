@@ -1,265 +1,31 @@
-"""Pairing the layers of two models: by name first, then renames on evidence.
+"""Matching steps 2 to 5: renames found on evidence, inside one pair of scopes.
 
-This module owns deciding which layer of model A *is* which layer of model B.
-It is shared by ``diff`` and by weight transfer (``--match auto``).
-
-The work is done scope by scope (the top-level model, then each pair of
-matched nested models), in steps that each cost about linear time:
-
-1. **Names.** Layers with the same name are paired, except where both names
-   are Keras auto names (``dense_3``): those shift when a layer of the same
-   class is inserted earlier, so they are left for the structural steps and
-   only paired by name at the end if nothing better turns up.
-2. **Propagation** from every pair to its unpaired neighbours: the producer
-   at the same input slot, or the only consumer at the same slot, with the
-   same class and config (name aside).
-3. **Signatures** (Weisfeiler-Lehman style): a label of class + config, refined
-   twice with the labels of the neighbours (a paired neighbour is labelled by
-   its pair), is unique in both models: the two layers are paired. Auto-named
-   layers may also pair on a unique class + config alone. Then step 2 again.
-4. **Order**: what is left is aligned in layer order (an LCS of class +
-   config labels), between the pairs made so far that keep their order.
-5. **Auto-name drift with a changed config**: two auto-named layers of the
-   same class in the same place (a shared paired neighbour at the same slot),
-   each the other's only candidate.
-6. The auto names left on both sides are paired by name.
-
-Without a topology (weights-only files, subclassed models) steps 2, 3 and 5
-have no neighbours to use: layers pair by name, then by weight shapes in
-order. Every pair says how it was made (``how``) and why (``evidence``).
+This module owns the evidence for a rename: propagation from a pair to its
+unpaired neighbours at the same slots (step 2), structural signatures unique
+in both models (step 3, Weisfeiler-Lehman style), the order-preserving
+alignment of what is left (step 4, with :func:`~archdiff.diff.matching.sequences.align`),
+and auto-name drift across an edited layer (step 5); and the human-readable
+reasons each pair carries. Each step costs about linear time in the scope's
+size (see :mod:`archdiff.diff.matching`).
 """
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Iterable
 
-from archdiff.diff.canonical import class_known, class_of, dumps, is_auto_name, signature_config
-from archdiff.model import Architecture, Layer
+from archdiff.diff.canonical import class_known, class_of, is_auto_name, same_but_name
+from archdiff.diff.matching.sequences import align, increasing
+from archdiff.diff.matching.state import IMPLICIT, Pairing, Side
+from archdiff.model import Layer
 
-#: The ways a pair is made, from the strongest evidence to the weakest.
-HOW = ("name", "parent", "signature", "neighbours", "order")
-#: Work budget of one order alignment (Myers); past it, equal labels pair greedily in order.
-_LCS_CELLS = 4_000_000
-_IMPLICIT = "\0implicit-input"
-#: Drift across an edited layer only where the next layers agree (see _ScopeRenames._compatible).
+#: Drift across an edited layer only where the next layers agree (see ScopeRenames._compatible).
 GUARDED = "guarded"
 
 
-@dataclass(frozen=True)
-class Pair:
-    """Layer ``a`` of model A is layer ``b`` of model B."""
-
-    a: str
-    b: str
-    #: "name" (same path), or how a rename was found: "parent" (same name inside
-    #: a renamed nested model), "signature", "neighbours", "order".
-    how: str
-    #: Human-readable reasons for a rename.
-    evidence: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.b, "how": self.how, "evidence": list(self.evidence)}
-
-
-@dataclass(frozen=True)
-class Matching:
-    pairs: tuple[Pair, ...]
-    only_a: tuple[str, ...]
-    only_b: tuple[str, ...]
-    notes: tuple[str, ...] = field(default=(), compare=False)
-
-    def renames(self) -> dict[str, str]:
-        """``a_path -> b_path`` for the pairs not made by name."""
-        return {p.a: p.b for p in self.pairs if p.how != "name"}
-
-    @cached_property
-    def a_to_b(self) -> dict[str, str]:
-        return {p.a: p.b for p in self.pairs}
-
-    @cached_property
-    def b_to_a(self) -> dict[str, str]:
-        return {p.b: p.a for p in self.pairs}
-
-    @cached_property
-    def by_a(self) -> dict[str, Pair]:
-        return {p.a: p for p in self.pairs}
-
-    def to_dict(self) -> dict:
-        return {"pairs": [p.to_dict() for p in self.pairs], "only_a": list(self.only_a),
-                "only_b": list(self.only_b)}
-
-
-def match_layers(a: Architecture, b: Architecture, *, detect_renames: bool = True) -> Matching:
-    """Pair the layers of ``a`` and ``b`` (see the module docstring)."""
-    matcher = _Matcher(a, b, detect_renames)
-    matcher.run()
-    return matcher.result()
-
-
-#: Signature bodies by (class, raw config without the name, output rank).
-_SIG_MEMO: dict[tuple, str] = {}
-
-
-def _rank(layer: Layer) -> int | None:
-    shapes = layer.output_shapes
-    if shapes and len(shapes) == 1 and isinstance(shapes[0], tuple):
-        return len(shapes[0])
-    return None
-
-
-# -- one side's view of a scope ----------------------------------------------------
-class _Side:
-    """Per-model indexes: children by scope, producers and consumers of each layer."""
-
-    def __init__(self, arch: Architecture, use_config: bool):
-        self.arch = arch
-        self.use_config = use_config
-        self.by_path = arch.by_path
-        self.kids: dict[str, list[Layer]] = defaultdict(list)
-        self.position: dict[str, int] = {}
-        for layer in arch.layers:
-            self.position[layer.path] = len(self.kids[layer.parent])
-            self.kids[layer.parent].append(layer)
-        self._sig: dict[str, str] = {}
-        self._ins: dict[str, list] | None = None
-        self._outs: dict[str, list] | None = None
-
-    def _edges(self) -> None:
-        ins: dict[str, list] = {}
-        outs: dict[str, list] = defaultdict(list)
-        by_path = self.by_path
-        for layer in self.arch.layers:
-            slots = []
-            prefix = f"{layer.parent}/" if layer.parent else ""
-            for c, call in enumerate(layer.calls):
-                for p, ref in enumerate(call.inputs):
-                    producer = prefix + ref.layer
-                    if producer not in by_path:
-                        producer = _IMPLICIT
-                    slots.append((c, p, producer))
-                    if producer is not _IMPLICIT:
-                        outs[producer].append((c, p, layer.path))
-            ins[layer.path] = slots
-        self._ins, self._outs = ins, outs
-
-    def ins(self, path: str) -> list:
-        if self._ins is None:
-            self._edges()
-        return self._ins.get(path, ())
-
-    def outs(self, path: str) -> list:
-        if self._outs is None:
-            self._edges()
-        return self._outs.get(path, ())
-
-    def sig(self, path: str) -> str:
-        """Class + config (name aside), or the weight shapes where there is no config."""
-        s = self._sig.get(path)
-        if s is None:
-            layer = self.by_path[path]
-            if self.use_config:
-                if layer.is_model:
-                    kids = self.kids.get(path, ())
-                    body = dumps([signature_config(layer), [class_of(k) for k in kids]])
-                else:
-                    # Many layers share a config but for the name: normalize each config once.
-                    raw = dumps({k: v for k, v in layer.config.items() if k != "name"})
-                    key = (layer.class_name, raw, _rank(layer))
-                    body = _SIG_MEMO.get(key)
-                    if body is None:
-                        body = dumps(signature_config(layer))
-                        if len(_SIG_MEMO) > 100_000:
-                            _SIG_MEMO.clear()
-                        _SIG_MEMO[key] = body
-                s = f"{class_of(layer)}|{body}"
-            else:
-                shapes = [list(w.shape) for w in layer.weights or ()]
-                s = f"{'model' if layer.is_model else ''}|{dumps(shapes)}"
-            self._sig[path] = s
-        return s
-
-
-# -- the matcher ---------------------------------------------------------------------
-class _Matcher:
-    def __init__(self, a: Architecture, b: Architecture, detect_renames: bool):
-        # Configs are only comparable when both inputs have them.
-        use_config = a.has_topology and b.has_topology
-        self.topology = use_config
-        self.A = _Side(a, use_config)
-        self.B = _Side(b, use_config)
-        self.detect = detect_renames
-        self.ab: dict[str, str] = {}
-        self.ba: dict[str, str] = {}
-        self.how: dict[str, str] = {}
-        self.evidence: dict[str, tuple[str, ...]] = {}
-        self.notes: list[str] = []
-
-    # -- bookkeeping ---------------------------------------------------------------
-    def pair(self, x: str, y: str, how: str, evidence: Iterable[str] = ()) -> None:
-        self.ab[x] = y
-        self.ba[y] = x
-        if x == y:
-            self.how[x] = "name"
-            self.evidence[x] = ()
-        else:
-            self.how[x] = how
-            self.evidence[x] = tuple(evidence)
-
-    def run(self) -> None:
-        self.match_scope("", "")
-
-    def result(self) -> Matching:
-        pairs = tuple(Pair(layer.path, self.ab[layer.path], self.how[layer.path], self.evidence[layer.path])
-                      for layer in self.A.arch.layers if layer.path in self.ab)
-        only_a = tuple(layer.path for layer in self.A.arch.layers if layer.path not in self.ab)
-        only_b = tuple(layer.path for layer in self.B.arch.layers if layer.path not in self.ba)
-        return Matching(pairs, only_a, only_b, tuple(self.notes))
-
-    # -- one scope -------------------------------------------------------------------
-    def match_scope(self, scope_a: str, scope_b: str) -> None:
-        kids_a = self.A.kids.get(scope_a, [])
-        kids_b = self.B.kids.get(scope_b, [])
-        b_by_name = {k.name: k for k in kids_b}
-        renamed_scope = scope_a != scope_b
-        weak: list[tuple[str, str]] = []
-        for x in kids_a:
-            y = b_by_name.get(x.name)
-            if y is None:
-                continue
-            if self.detect and is_auto_name(x.name, x.class_name) and is_auto_name(y.name, y.class_name):
-                weak.append((x.path, y.path))
-                continue
-            if renamed_scope:
-                self.pair(x.path, y.path, "parent",
-                          (f"same name '{x.name}' inside the renamed model '{scope_a}' -> '{scope_b}'",))
-            else:
-                self.pair(x.path, y.path, "name")
-
-        if self.detect:
-            ua = [k.path for k in kids_a if k.path not in self.ab]
-            ub = [k.path for k in kids_b if k.path not in self.ba]
-            if ua and ub:
-                _ScopeRenames(self, scope_a, scope_b, kids_a, kids_b).run()
-        for x, y in weak:
-            if x not in self.ab and y not in self.ba:
-                if renamed_scope:
-                    self.pair(x, y, "parent", (f"same name inside the renamed model '{scope_a}' -> '{scope_b}'",))
-                else:
-                    self.pair(x, y, "name")
-
-        for x in kids_a:
-            y = self.ab.get(x.path)
-            if y is not None and x.is_model and self.B.by_path[y].is_model:
-                self.match_scope(x.path, y)
-
-
-class _ScopeRenames:
+class ScopeRenames:
     """Steps 2-5 of the module docstring, inside one pair of scopes."""
 
-    def __init__(self, m: _Matcher, scope_a: str, scope_b: str, kids_a: list[Layer], kids_b: list[Layer]):
+    def __init__(self, m: Pairing, scope_a: str, scope_b: str, kids_a: list[Layer], kids_b: list[Layer]):
         self.m = m
         self.A, self.B = m.A, m.B
         self.scope_a, self.scope_b = scope_a, scope_b
@@ -276,10 +42,10 @@ class _ScopeRenames:
     def free_b(self) -> list[str]:
         return [p for p in self.kids_b if p not in self.m.ba]
 
-    def name(self, side: _Side, path: str) -> str:
+    def name(self, side: Side, path: str) -> str:
         return side.by_path[path].name
 
-    def auto(self, side: _Side, path: str) -> bool:
+    def auto(self, side: Side, path: str) -> bool:
         layer = side.by_path[path]
         return is_auto_name(layer.name, layer.class_name)
 
@@ -359,7 +125,7 @@ class _ScopeRenames:
         """Same class and config (name aside): raw equality first, the normalized signature if not."""
         lx, ly = self.A.by_path[x], self.B.by_path[y]
         if (self.topology and lx.class_name == ly.class_name and not lx.is_model
-                and _same_but_name(lx.config, ly.config)):
+                and same_but_name(lx.config, ly.config)):
             return True
         return self.A.sig(x) == self.B.sig(y)
 
@@ -369,8 +135,8 @@ class _ScopeRenames:
             next_a = [(c, p, q) for c, p, q in A.outs(x)]
             next_b = [(c, p, q) for c, p, q in B.outs(y)]
         elif onward == "ins":
-            next_a = [e for e in A.ins(x) if e[2] is not _IMPLICIT]
-            next_b = [e for e in B.ins(y) if e[2] is not _IMPLICIT]
+            next_a = [e for e in A.ins(x) if e[2] is not IMPLICIT]
+            next_b = [e for e in B.ins(y) if e[2] is not IMPLICIT]
         else:
             return False
         # y followed by a twin of x (or x by a twin of y): an inserted (removed) layer, not an edit.
@@ -407,12 +173,12 @@ class _ScopeRenames:
             # Producers at the same input slot.
             ins_b = None
             for c, p, px in A.ins(x):
-                if px is _IMPLICIT or px in ab or px not in in_a:
+                if px is IMPLICIT or px in ab or px not in in_a:
                     continue
                 if ins_b is None:
                     ins_b = {(c2, p2): prod for c2, p2, prod in B.ins(y)}
                 py = ins_b.get((c, p))
-                if py is None or py is _IMPLICIT or py in ba or py not in in_b:
+                if py is None or py is IMPLICIT or py in ba or py not in in_b:
                     continue
                 if self._compatible(px, py, drift, "ins"):
                     self.link(px, py, "neighbours",
@@ -467,7 +233,7 @@ class _ScopeRenames:
                 made.append((xs[0], ys[0]))
         return made
 
-    def _labels(self, side: _Side, free: list[str], partner, rounds: int) -> list[dict]:
+    def _labels(self, side: Side, free: list[str], partner, rounds: int) -> list[dict]:
         """WL-style labels: round 0 is the signature; a paired neighbour is labelled by its pair."""
         label0 = {p: side.sig(p) for p in free}
         out: list[dict] = [label0]
@@ -478,7 +244,7 @@ class _ScopeRenames:
         fixed: dict[str, int] = {}
         for n in {n for p in free for _, _, n in (*side.ins(p), *side.outs(p))}:
             if n not in current:
-                if n is _IMPLICIT:
+                if n is IMPLICIT:
                     fixed[n] = hash("i")
                 else:
                     mate = partner.get(n)
@@ -535,7 +301,7 @@ class _ScopeRenames:
         made: list[tuple[str, str]] = []
         pa, pb = self.A.position, self.B.position
         anchors = sorted((pa[x], pb[self.m.ab[x]], x) for x in self.kids_a if x in self.m.ab)
-        chain = _increasing(anchors)
+        chain = increasing(anchors)
         bounds = [(-1, -1, None)] + chain + [(len(self.kids_a), len(self.kids_b), None)]
         fa_all = self.free_a()
         fb_all = self.free_b()
@@ -550,7 +316,7 @@ class _ScopeRenames:
                 continue
             sa = [self.A.sig(p) for p in seg_a]
             sb = [self.B.sig(p) for p in seg_b]
-            for i, j in _align(sa, sb):
+            for i, j in align(sa, sb):
                 x, y = seg_a[i], seg_b[j]
                 if not self.topology and not (self.A.by_path[x].weights or self.auto(self.A, x)
                                               and self.auto(self.B, y)):
@@ -577,7 +343,7 @@ class _ScopeRenames:
             cls = class_of(A.by_path[x])
             found: set[str] = set()
             for c, p, px in A.ins(x):
-                py = ab.get(px) if px is not _IMPLICIT else None
+                py = ab.get(px) if px is not IMPLICIT else None
                 if py is None:
                     continue
                 for c2, p2, q in B.outs(py):
@@ -589,7 +355,7 @@ class _ScopeRenames:
                 if qy is None:
                     continue
                 for c2, p2, prod in B.ins(qy):
-                    if ((c2, p2) == (c, p) and prod is not _IMPLICIT and prod not in ba and prod in self.in_b
+                    if ((c2, p2) == (c, p) and prod is not IMPLICIT and prod not in ba and prod in self.in_b
                             and class_of(B.by_path[prod]) == cls):
                         found.add(prod)
                         reasons[(x, prod)].append(f"feeds the matched layer '{qx}' -> '{qy}'")
@@ -622,145 +388,8 @@ class _Identity:
         return key if key in self.paired else default
 
 
-def _same_but_name(ca, cb) -> bool:
-    """Two raw configs equal but for ``name``: a fast path before normalizing."""
-    if len(ca) != len(cb):
-        return False
-    for key, value in ca.items():
-        if key != "name" and (key not in cb or cb[key] != value):
-            return False
-    return True
-
-
 def _group(items, key) -> dict:
     out: dict = defaultdict(list)
     for item in items:
         out[key(item)].append(item)
-    return out
-
-
-def _increasing(anchors: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """The longest chain of anchors increasing in both orders (patience / LIS)."""
-    tails: list[int] = []
-    tail_idx: list[int] = []
-    prev = [-1] * len(anchors)
-    for i, (_, b, _) in enumerate(anchors):
-        k = bisect_left(tails, b)
-        if k == len(tails):
-            tails.append(b)
-            tail_idx.append(i)
-        else:
-            tails[k] = b
-            tail_idx[k] = i
-        prev[i] = tail_idx[k - 1] if k else -1
-    chain = []
-    i = tail_idx[-1] if tail_idx else -1
-    while i >= 0:
-        chain.append(anchors[i])
-        i = prev[i]
-    return chain[::-1]
-
-
-def _align(sa: list[str], sb: list[str]) -> list[tuple[int, int]]:
-    """Index pairs of equal items in a shortest edit script (Myers), in order.
-
-    A shortest edit script keeps periodic runs (the same block repeated) in
-    step where a longest-block-first matcher would slide them out of phase.
-    It costs O((N + M) * D) for D edits; past a budget, equal items are paired
-    greedily in order.
-    """
-    n, m = len(sa), len(sb)
-    if not n or not m:
-        return []
-    # Common head and tail cost nothing.
-    head = 0
-    while head < n and head < m and sa[head] == sb[head]:
-        head += 1
-    tail = 0
-    while tail < n - head and tail < m - head and sa[n - 1 - tail] == sb[m - 1 - tail]:
-        tail += 1
-    out = [(i, i) for i in range(head)]
-    mid = _myers(sa[head:n - tail], sb[head:m - tail])
-    if mid is None:
-        mid = _greedy(sa[head:n - tail], sb[head:m - tail])
-    out.extend((i + head, j + head) for i, j in mid)
-    out.extend((n - tail + k, m - tail + k) for k in range(tail))
-    return out
-
-
-def _myers(sa: list[str], sb: list[str]) -> list[tuple[int, int]] | None:
-    """Myers' O((N + M) * D) shortest edit script; None when it would cost more than the budget."""
-    n, m = len(sa), len(sb)
-    if not n or not m:
-        return []
-    max_d = n + m
-    offset = max_d + 1
-    v = [0] * (2 * max_d + 3)
-    #: trace[d]: the furthest x on diagonals -(d-1)..(d-1) before edit d.
-    trace: list[list[int]] = []
-    work = 0
-    final = -1
-    for d in range(max_d + 1):
-        trace.append(v[offset - d + 1:offset + d] if d else [])
-        for k in range(-d, d + 1, 2):
-            if k == -d or (k != d and v[offset + k - 1] < v[offset + k + 1]):
-                x = v[offset + k + 1]
-            else:
-                x = v[offset + k - 1] + 1
-            y = x - k
-            while x < n and y < m and sa[x] == sb[y]:
-                x += 1
-                y += 1
-            v[offset + k] = x
-            if x >= n and y >= m:
-                final = d
-                break
-        if final >= 0:
-            break
-        work += 2 * d + 1 + len(trace[-1])
-        if work > _LCS_CELLS:
-            return None
-    pairs: list[tuple[int, int]] = []
-    x, y = n, m
-    for d in range(final, 0, -1):
-        prev = trace[d]
-        k = x - y
-        if k == -d or (k != d and prev[k - 1 + d - 1] < prev[k + 1 + d - 1]):
-            prev_k = k + 1
-        else:
-            prev_k = k - 1
-        prev_x = prev[prev_k + d - 1]
-        prev_y = prev_x - prev_k
-        while x > prev_x and y > prev_y:
-            x -= 1
-            y -= 1
-            pairs.append((x, y))
-        x, y = prev_x, prev_y
-    while x > 0 and y > 0:
-        x -= 1
-        y -= 1
-        pairs.append((x, y))
-    pairs.reverse()
-    return pairs
-
-
-def _greedy(sa: list[str], sb: list[str]) -> list[tuple[int, int]]:
-    """The k-th occurrence of a label in A with the k-th in B, kept only while in order."""
-    seen: dict[str, list[int]] = defaultdict(list)
-    for j, s in enumerate(sb):
-        seen[s].append(j)
-    used: dict[str, int] = defaultdict(int)
-    out = []
-    last = -1
-    for i, s in enumerate(sa):
-        js = seen.get(s)
-        if not js:
-            continue
-        k = used[s]
-        while k < len(js) and js[k] <= last:
-            k += 1
-        if k < len(js):
-            out.append((i, js[k]))
-            last = js[k]
-            used[s] = k + 1
     return out

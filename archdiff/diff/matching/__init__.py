@@ -1,0 +1,130 @@
+"""Pairing the layers of two models: by name first, then renames on evidence.
+
+This package owns deciding which layer of model A *is* which layer of model B.
+It is shared by ``diff`` and by weight transfer (``--match auto``). This
+``__init__`` holds the result (:class:`Matching`, :class:`Pair`) and the
+dispatcher :func:`match_layers`, which walks the scopes and decides which
+step runs where; each step lives in a module of its own:
+
+* :mod:`~archdiff.diff.matching.state`: each model's indexes and the pairs made so far;
+* :mod:`~archdiff.diff.matching.names`: steps 1 and 6 (names);
+* :mod:`~archdiff.diff.matching.renames`: steps 2 to 5 (evidence for renames);
+* :mod:`~archdiff.diff.matching.sequences`: the order-preserving sequence alignment
+  step 4 uses, one module per algorithm (``seq_myers``, ``seq_greedy``) behind it.
+
+The work is done scope by scope (the top-level model, then each pair of
+matched nested models), in steps that each cost about linear time:
+
+1. **Names.** Layers with the same name are paired, except where both names
+   are Keras auto names (``dense_3``): those shift when a layer of the same
+   class is inserted earlier, so they are left for the structural steps and
+   only paired by name at the end if nothing better turns up.
+2. **Propagation** from every pair to its unpaired neighbours: the producer
+   at the same input slot, or the only consumer at the same slot, with the
+   same class and config (name aside).
+3. **Signatures** (Weisfeiler-Lehman style): a label of class + config, refined
+   twice with the labels of the neighbours (a paired neighbour is labelled by
+   its pair), is unique in both models: the two layers are paired. Auto-named
+   layers may also pair on a unique class + config alone. Then step 2 again.
+4. **Order**: what is left is aligned in layer order (an LCS of class +
+   config labels), between the pairs made so far that keep their order.
+5. **Auto-name drift with a changed config**: two auto-named layers of the
+   same class in the same place (a shared paired neighbour at the same slot),
+   each the other's only candidate.
+6. The auto names left on both sides are paired by name.
+
+Without a topology (weights-only files, subclassed models) steps 2, 3 and 5
+have no neighbours to use: layers pair by name, then by weight shapes in
+order. Every pair says how it was made (``how``) and why (``evidence``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from archdiff.diff.matching.names import pair_by_name, pair_left_auto_names
+from archdiff.diff.matching.renames import ScopeRenames
+from archdiff.diff.matching.state import Pairing
+from archdiff.model import Architecture
+
+#: The ways a pair is made, from the strongest evidence to the weakest.
+HOW = ("name", "parent", "signature", "neighbours", "order")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Layer ``a`` of model A is layer ``b`` of model B."""
+
+    a: str
+    b: str
+    #: "name" (same path), or how a rename was found: "parent" (same name inside
+    #: a renamed nested model), "signature", "neighbours", "order".
+    how: str
+    #: Human-readable reasons for a rename.
+    evidence: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "how": self.how, "evidence": list(self.evidence)}
+
+
+@dataclass(frozen=True)
+class Matching:
+    pairs: tuple[Pair, ...]
+    only_a: tuple[str, ...]
+    only_b: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def renames(self) -> dict[str, str]:
+        """``a_path -> b_path`` for the pairs not made by name."""
+        return {p.a: p.b for p in self.pairs if p.how != "name"}
+
+    @cached_property
+    def a_to_b(self) -> dict[str, str]:
+        return {p.a: p.b for p in self.pairs}
+
+    @cached_property
+    def b_to_a(self) -> dict[str, str]:
+        return {p.b: p.a for p in self.pairs}
+
+    @cached_property
+    def by_a(self) -> dict[str, Pair]:
+        return {p.a: p for p in self.pairs}
+
+    def to_dict(self) -> dict:
+        return {"pairs": [p.to_dict() for p in self.pairs], "only_a": list(self.only_a),
+                "only_b": list(self.only_b)}
+
+
+def match_layers(a: Architecture, b: Architecture, *, detect_renames: bool = True) -> Matching:
+    """Pair the layers of ``a`` and ``b`` (see the package docstring)."""
+    pairing = Pairing(a, b, detect_renames)
+    _match_scope(pairing, "", "")
+    return _result(pairing)
+
+
+def _match_scope(m: Pairing, scope_a: str, scope_b: str) -> None:
+    """One pair of scopes: names, then (with rename detection) the evidence steps, then nested scopes."""
+    kids_a = m.A.kids.get(scope_a, [])
+    kids_b = m.B.kids.get(scope_b, [])
+    weak = pair_by_name(m, scope_a, scope_b, kids_a, kids_b)
+    if m.detect:
+        ua = [k.path for k in kids_a if k.path not in m.ab]
+        ub = [k.path for k in kids_b if k.path not in m.ba]
+        if ua and ub:
+            ScopeRenames(m, scope_a, scope_b, kids_a, kids_b).run()
+    pair_left_auto_names(m, scope_a, scope_b, weak)
+    for x in kids_a:
+        y = m.ab.get(x.path)
+        if y is not None and x.is_model and m.B.by_path[y].is_model:
+            _match_scope(m, x.path, y)
+
+
+def _result(m: Pairing) -> Matching:
+    pairs = tuple(Pair(layer.path, m.ab[layer.path], m.how[layer.path], m.evidence[layer.path])
+                  for layer in m.A.arch.layers if layer.path in m.ab)
+    only_a = tuple(layer.path for layer in m.A.arch.layers if layer.path not in m.ab)
+    only_b = tuple(layer.path for layer in m.B.arch.layers if layer.path not in m.ba)
+    return Matching(pairs, only_a, only_b, tuple(m.notes))
+
+
+__all__ = ["HOW", "Matching", "Pair", "match_layers"]

@@ -1,0 +1,155 @@
+"""The Markdown report of an :class:`~archdiff.diff.ArchDiff`: a pull-request comment.
+
+This module owns how a diff reads on a code-review page: a summary table
+first, the details in collapsible sections, each table cut at
+:data:`MAX_MD_ROWS` rows, every cell escaped (:func:`md_escape`,
+:func:`md_code`); and the policy result as a table.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from archdiff.diff.render.common import source_text, value_text
+from archdiff.diff.result import ArchDiff, Change
+from archdiff.textfmt import count
+
+#: Rows per Markdown table before the rest is counted (GitHub comments are at most 65,536 characters).
+MAX_MD_ROWS = 150
+
+
+def md_escape(text: Any) -> str:
+    """Safe inside a Markdown table cell."""
+    text = str(text)
+    for ch in ("\\", "|", "<", ">", "*", "_", "`", "[", "]"):
+        text = text.replace(ch, "\\" + ch)
+    return " ".join(text.split())
+
+
+def md_code(text: Any) -> str:
+    """Inline code in a table cell: backticks cannot be escaped, pipes can."""
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
+def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -> str:
+    """A pull-request comment: summary table first, details in collapsible sections."""
+    code = d.exit_code if exit_code is None else exit_code
+    icon = "✅" if d.identical else ("❌" if code else "⚠️")
+    out = [f"### {icon} archdiff: **{md_escape(d.classification)}**", ""]
+    others = [k for k in d.kinds if k != d.classification]
+    if others:
+        out += [f"Also: {', '.join(f'`{k}`' for k in others)}. Exit code {code}.", ""]
+    else:
+        out += [f"Exit code {code}.", ""]
+    s = d.summary()
+    out += ["| | A | B |", "| --- | --- | --- |",
+            f"| file | {md_code(os.path.basename(d.a.path))} | {md_code(os.path.basename(d.b.path))} |",
+            f"| model | {md_escape(source_text(d.a))} | {md_escape(source_text(d.b))} |",
+            f"| layers | {d.a.layers} | {d.b.layers} |",
+            f"| params | {count(d.a.total_params)} | {count(d.b.total_params)}{_md_delta(d)} |",
+            ""]
+    out += ["| change | count |", "| --- | ---: |",
+            f"| layers matched | {s['matched']} |",
+            f"| renamed | {s['renamed']} |",
+            f"| changed | {s['changed']} |",
+            f"| unchanged | {s['unchanged']} |",
+            f"| added | {s['added']} |",
+            f"| removed | {s['removed']} |"]
+    if d.compared_topology:
+        out.append(f"| edges added / removed | {s['edges_added']} / {s['edges_removed']} |")
+        out.append(f"| input/output changes | {s['io_changes']} |")
+    out.append("")
+    if d.noise_hidden or d.ignored:
+        bits = []
+        if d.noise_hidden:
+            bits.append(f"{d.noise_hidden} layer configs differ only in serialization noise (hidden; `--strict` shows it)")
+        if d.ignored:
+            bits.append(f"{d.ignored} changes hidden by `--ignore`")
+        out += ["_" + "; ".join(bits) + "._", ""]
+    for note in d.notes:
+        out += [f"> **Note:** {md_escape(note)}", ""]
+    if policy is not None:
+        out += _md_policy(policy)
+
+    changed = d.changed
+    if changed:
+        rows = []
+        for m in changed:
+            for ch in m.changes:
+                if ch.kind == "renamed":
+                    continue
+                rows.append(f"| {md_code(m.b)} | {md_escape(m.class_b)} | {md_escape(_md_what(ch))} | "
+                            f"{md_code(_md_value(ch.old))} | {md_code(_md_value(ch.new))} | {md_escape(ch.effect)} |")
+        out += _md_details(f"Changed layers ({len(changed)})",
+                           ["| layer | class | what | A | B | effect |", "| --- | --- | --- | --- | --- | --- |"], rows)
+    if d.renamed:
+        rows = [f"| {md_code(m.a)} | {md_code(m.b)} | {md_escape(m.class_b)} | {md_escape(m.how)} | "
+                f"{md_escape('; '.join(m.evidence))} |" for m in d.renamed]
+        out += _md_details(f"Renamed layers ({len(d.renamed)})",
+                           ["| A | B | class | matched by | evidence |", "| --- | --- | --- | --- | --- |"], rows)
+    for title, entries in (("Added layers", d.added), ("Removed layers", d.removed)):
+        if entries:
+            rows = [f"| {md_code(e.path)} | {md_escape(e.class_name)} | {count(e.params) if e.params is not None else '?'} | "
+                    f"{md_escape(', '.join(e.inputs))} | {md_escape(', '.join(e.outputs))} |" for e in entries]
+            out += _md_details(f"{title} ({len(entries)})",
+                               ["| layer | class | params | inputs | feeds |", "| --- | --- | ---: | --- | --- |"],
+                               rows)
+    io = d.io_changes
+    if io:
+        rows = [f"| {c.side} {c.index} | {md_escape(c.what)} | {md_code(_md_value(c.old))} | {md_code(_md_value(c.new))} |"
+                for c in io]
+        out += _md_details(f"Inputs and outputs ({len(io)})",
+                           ["| which | what | A | B |", "| --- | --- | --- | --- |"], rows)
+    out.append(f"<sub>archdiff {md_escape(d.to_dict()['tool']['version'])} · JSON schema "
+               f"{md_escape(d.to_dict()['schema_version'])}</sub>")
+    return "\n".join(out) + "\n"
+
+
+def _md_delta(d: ArchDiff) -> str:
+    if d.params_delta is None:
+        return ""
+    sign = "+" if d.params_delta >= 0 else ""
+    pct = f", {sign}{d.params_percent:.1f}%" if d.params_percent is not None else ""
+    return f" ({sign}{count(d.params_delta)}{pct})"
+
+
+def _md_what(ch: Change) -> str:
+    if ch.kind == "weight":
+        return "weight " + ch.path.split(".", 1)[1] + ("" if ch.op == "changed" else f" ({ch.op})")
+    if ch.kind == "config":
+        return ch.path + ("" if ch.op == "changed" else f" ({ch.op})")
+    return ch.path
+
+
+def _md_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value) or "(none)"
+    return value_text(value, 80)
+
+
+def _md_details(title: str, header: list[str], rows: list[str]) -> list[str]:
+    shown = rows[:MAX_MD_ROWS]
+    out = ["<details>", f"<summary>{md_escape(title)}</summary>", "", *header, *shown, ""]
+    if len(rows) > MAX_MD_ROWS:
+        out += [f"... and {len(rows) - MAX_MD_ROWS} more rows (see `--format json`).", ""]
+    out += ["</details>", ""]
+    return out
+
+
+def _md_policy(result) -> list[str]:
+    status = "passed ✅" if result.passed else "**failed** ❌"
+    out = [f"**Policy** {md_code(os.path.basename(result.policy.source))}: {status}", "",
+           "| rule | result | why |", "| --- | --- | --- |"]
+    for rule in result.rules:
+        why = rule.message
+        if rule.violations:
+            why += ": " + "; ".join(rule.violations[:5]) + (" ..." if len(rule.violations) > 5 else "")
+        out.append(f"| {md_code(rule.rule)} | {'ok' if rule.passed else '**FAIL**'} | {md_escape(why)} |")
+    out.append("")
+    for note in result.notes:
+        out += [f"> {md_escape(note)}", ""]
+    return out
