@@ -346,3 +346,23 @@ def test_a_shape_bomb_is_refused_before_reading(tmp_path):
     with open_store(path) as opened:
         with pytest.raises(LimitExceededError, match="bomb"):
             opened.dataset("/layers/dense/vars/0")
+        with pytest.raises(LimitExceededError, match="bomb"):
+            opened.read("/layers/dense/vars/0")
+        with pytest.raises(LimitExceededError, match="bomb"):
+            list(opened.variables())
+    # Opting out (for files already checked, as a transfer's plan checks its inputs) hands the handle out.
+    with open_store(path, check_datasets=False) as opened:
+        assert opened.dataset("/layers/dense/vars/0").shape == (100_000_000,)
+
+
+def test_external_storage_is_refused(tmp_path):
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(np.arange(4, dtype="float32").tobytes())
+    path = tmp_path / "external.weights.h5"
+    with h5py.File(path, "w") as f:
+        group = f.create_group("layers/dense/vars")
+        group.attrs["name"] = "dense"
+        group.create_dataset("0", shape=(4,), dtype="float32", external=[(str(outside), 0, 16)])
+    with open_store(path) as opened:
+        with pytest.raises(UnsafeInputError, match="outside the file"):
+            opened.read("/layers/dense/vars/0")

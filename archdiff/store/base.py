@@ -16,8 +16,9 @@ file's metadata, and :meth:`WeightStore.datasets` pairs each with its
 
 The stores talk to h5py and :mod:`archdiff.read.hdf5`, which keeps owning the
 safety checks: links refused (one scan per file, :class:`DatasetIndex`),
-bounded attribute reads, bomb ratios (``check_dataset`` on every dataset a
-store hands out).
+bounded attribute reads, bomb ratios and external storage (``check_dataset``
+on every dataset a store hands out, unless it was opened with
+``check_datasets=False`` on files already checked).
 """
 from __future__ import annotations
 
@@ -237,19 +238,26 @@ class DatasetIndex:
     ``h5.scan`` walks every link in C once and refuses the file if any is soft or
     external (or hard-linked twice, or its global heap is corrupt); after that a
     dataset path can be opened directly, which is much faster than checking each
-    path component from Python.
+    path component from Python. Each dataset handed out is checked once with
+    ``h5.check_dataset`` (numbers only, no external or virtual storage, no shape
+    or compression bomb) unless ``check_datasets`` is False, which is for files
+    whose datasets archdiff has just written itself from checked inputs (a
+    transfer's copy of its target, and reading that copy back): there the check
+    would only cost time.
     """
 
-    def __init__(self, f, *, where: str):
+    def __init__(self, f, *, where: str, check_datasets: bool = True):
         self.file = f
         self.where = where
         self.kinds = h5.scan(f, where=where)
+        self.check_datasets = check_datasets
+        self._checked: set[str] = set()
 
     def has(self, location: str) -> bool:
         return self.kinds.get(location.strip("/")) == "dataset"
 
-    def dataset(self, location: str, *, check: bool = True) -> Dataset:
-        """The dataset at ``location``; ``check``: refuse what ``h5.check_dataset`` refuses (bombs, external data)."""
+    def dataset(self, location: str) -> Dataset:
+        """The dataset at ``location``, refused as ``h5.check_dataset`` refuses (once per location)."""
         key = location.strip("/")
         kind = self.kinds.get(key)
         if kind != "dataset":
@@ -259,9 +267,10 @@ class DatasetIndex:
             dsid = h5py.h5d.open(self.file.id, key.encode("utf-8"))
         except (KeyError, OSError, ValueError, RuntimeError) as exc:
             raise InputError(f"cannot open the dataset '{location}' ({exc})", path=self.where) from None
-        if check:
+        if self.check_datasets and key not in self._checked:
             h5.check_dataset(dsid, "/" + key, tuple(int(d) for d in (dsid.shape or ())), dsid.dtype,
                              where=self.where)
+            self._checked.add(key)
         return Dataset(dsid, location, self.where)
 
 

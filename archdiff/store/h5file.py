@@ -27,12 +27,13 @@ class H5FileStore(WeightStore):
     itself just wrote (a transfer's temporary copy of the target) to overwrite
     datasets: there h5py's own ``OSError`` (a full disk, a read-only folder) is
     left to propagate, so that the caller's temporary-file handling reports it
-    as a failed write, and closing flushes and may raise.
+    as a failed write, and closing flushes and may raise. ``check_datasets``:
+    see :class:`~archdiff.store.base.DatasetIndex`.
     """
 
     in_place = True
 
-    def __init__(self, path, *, mode: str = "r", where: str | None = None):
+    def __init__(self, path, *, mode: str = "r", where: str | None = None, check_datasets: bool = True):
         if mode not in ("r", "r+"):
             raise ValueError(f"mode must be 'r' or 'r+', not {mode!r}")
         self.path = os.fspath(path)
@@ -45,7 +46,7 @@ class H5FileStore(WeightStore):
             else:
                 self.file = h5._h5py().File(self.path, "r+")
                 self._stack.callback(self.file.close)
-            self.index = DatasetIndex(self.file, where=self.where)
+            self.index = DatasetIndex(self.file, where=self.where, check_datasets=check_datasets)
         except BaseException:
             self._stack.close()
             raise

@@ -36,7 +36,7 @@ class KerasZipStore(WeightStore):
     #: The zip member holding the weights.
     MEMBER = "model.weights.h5"
 
-    def __init__(self, path, *, mode: str = "r", where: str | None = None):
+    def __init__(self, path, *, mode: str = "r", where: str | None = None, check_datasets: bool = True):
         if mode != "r":
             raise ValueError("a .keras zip opens read-only: a transfer writes its model.weights.h5 as a copy "
                              "(a Keras3WeightsStore) and zips it anew")
@@ -56,7 +56,7 @@ class KerasZipStore(WeightStore):
             self.zip = zf
             self.file = self._stack.enter_context(h5.open_zip_member_h5(self.path, zf, self.MEMBER,
                                                                         where=self.member_where))
-            self.index = DatasetIndex(self.file, where=self.member_where)
+            self.index = DatasetIndex(self.file, where=self.member_where, check_datasets=check_datasets)
         except BaseException:
             self._stack.close()
             raise

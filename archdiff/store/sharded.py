@@ -30,7 +30,8 @@ class ShardedStore(WeightStore):
     suffixes = (".weights.json",)
     writable = False
 
-    def __init__(self, path, *, mode: str = "r", where: str | None = None, shards=None):
+    def __init__(self, path, *, mode: str = "r", where: str | None = None, shards=None,
+                 check_datasets: bool = True):
         self.path = os.fspath(path)
         self.where = where or self.path
         if mode != "r":
@@ -45,7 +46,7 @@ class ShardedStore(WeightStore):
             for shard in self.shards:
                 f = self._stack.enter_context(h5.open_h5(shard, where=shard))
                 self.files.append(f)
-                self.indexes.append(DatasetIndex(f, where=shard))
+                self.indexes.append(DatasetIndex(f, where=shard, check_datasets=check_datasets))
         except BaseException:
             self._stack.close()
             raise
