@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "archdiff"
 HEAVY = ("keras", "tensorflow", "tf_keras")
-STAGES = ("read", "shapes", "views", "diff", "transfer", "validate", "cli")
+STAGES = ("read", "shapes", "views", "diff", "transfer", "store", "validate", "cli")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -1,17 +1,24 @@
 """The transfer stage: pair variables by layer name, check, write a verified copy of the target.
 
+``rules`` parses the rename rules (``--map``, ``re:``, map files, ``--match
+auto``); ``plan`` pairs layers and variables and checks them into a
+``TransferPlan``; ``apply`` carries a plan out and returns the
+``TransferReport``; ``write`` moves the bytes (streamed copies, temporary and
+scratch files, signals, checksums); ``render`` formats the report. Files are
+reached only through :mod:`archdiff.store`.
+
 This ``__init__`` re-exports the stage's public names, so ``from archdiff.transfer import …``
 keeps working whichever module inside the package holds them.
 """
 from __future__ import annotations
 
-from archdiff.transfer.plan import (  # noqa: F401
-    SCHEMA_VERSION,
-    WEIGHT_FILE_FORMATS,
-    TransferError,
+from archdiff.transfer.rules import (  # noqa: F401
     MapRule,
     parse_map_rule,
     load_map_file,
+)
+from archdiff.transfer.plan import (  # noqa: F401
+    WEIGHT_FILE_FORMATS,
     TransferOptions,
     FileInfo,
     VAR_ACTIONS,
@@ -21,9 +28,13 @@ from archdiff.transfer.plan import (  # noqa: F401
     UnusedLayer,
     Totals,
     TransferPlan,
+    plan_transfer,
+)
+from archdiff.transfer.apply import (  # noqa: F401
+    SCHEMA_VERSION,
+    TransferError,
     TransferReport,
     check_output,
-    plan_transfer,
     apply_transfer,
     dry_run,
     transfer,

@@ -1,178 +1,45 @@
-"""Weight transfer by layer name: the plan, the copy into a new file, and the report.
+"""Weight transfer by layer name: pairing layers and variables, the checks, the :class:`TransferPlan`.
 
 ``plan_transfer(source, target, options)`` pairs every target layer that has
 weights with the source layer of the same path (nested models by path,
 ``base/conv1``), after the rename rules (``--map``, a map file, regex rules,
-``--match auto``), then pairs their variables by name where both files name
-them and by position otherwise, checking shape and dtype. It never shifts
-weights by position across layers. It returns a :class:`TransferPlan`; it reads
-no tensor data and writes nothing.
+``--match auto``: :mod:`archdiff.transfer.rules`), then pairs their variables
+by name where both files name them and by position otherwise, checking shape
+and dtype. It never shifts weights by position across layers. It returns a
+:class:`TransferPlan`; it reads no tensor data and writes nothing (the files'
+metadata comes from the reader, ``archdiff.read.load``; which layouts can be
+written, and a sharded source's files, from :mod:`archdiff.store`).
+Carrying a plan out is :mod:`archdiff.transfer.apply`.
 
-``apply_transfer(plan, out)`` writes OUT in the target's format: a weights file
-is copied and its matched datasets overwritten one block at a time; a
-``.keras`` model gets a new zip with the same ``config.json`` and
-``metadata.json`` and the new ``model.weights.h5``. OUT is built as a hidden
-temporary file beside it, read back and checked (the checksum of every copied
-dataset), then renamed into place. It returns a :class:`TransferReport`.
-
-Exit codes (``TransferReport.return_code``): 0 every target layer with weights
-got all of them from the source; 1 some target layers were left as they were
+Exit codes (``TransferPlan.return_code``): 0 every target layer with weights
+gets all of them from the source; 1 some target layers are left as they are
 or skipped (``--skip-mismatch``); 2 an error (mismatches without
 ``--skip-mismatch``, lossy casts without ``--allow-cast``, nothing matched).
+
+Longer than ~600 lines on purpose: the plan's result types, layer pairing and
+variable checks are one vocabulary read together (docs/transfer.md), and
+each piece is small.
 """
 from __future__ import annotations
 
 import difflib
 import os
 import re
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping
 
-from archdiff.errors import ArchdiffError, InputError, OutputError, UnsafeInputError, UsageError
+from archdiff.errors import InputError, UsageError
 from archdiff.model import Architecture, Layer, WeightSpec
-
-#: Version of the JSON report (archdiff/schemas/transfer.schema.json).
-SCHEMA_VERSION = 1
+from archdiff.store import store_class
+from archdiff.transfer.rules import MapRule, auto_rules
 
 _SUFFIX = re.compile(r":\d+$")
+
 
 #: Target formats OUT can be written in, by ``Source.format``.
 WEIGHT_FILE_FORMATS = ("h5", "h5-weights", "weights.h5")
 
 
-class TransferError(ArchdiffError):
-    """The plan cannot be carried out; ``plan`` holds every reason at once."""
-
-    def __init__(self, message: str, *, plan: "TransferPlan | None" = None, hint: str | None = None):
-        self.plan = plan
-        super().__init__(message, hint=hint)
-
-
-# -- options and rename rules ----------------------------------------------------
-@dataclass(frozen=True)
-class MapRule:
-    """A rename from source layer paths to target layer paths.
-
-    Exact rules (``OLD=NEW``) rename the layer at path OLD, and everything under
-    it when OLD is a nested model (``base=backbone`` renames ``base/conv1`` to
-    ``backbone/conv1``). Regex rules (``re:PATTERN=REPLACEMENT``) substitute the
-    first match of PATTERN in the path, ``\\1`` for groups, like ``sed s///``.
-    """
-
-    old: str
-    new: str
-    regex: bool = False
-    #: Where the rule came from: ``--map``, ``rules.yaml:3``, ``--match auto``.
-    origin: str = "--map"
-
-    @property
-    def text(self) -> str:
-        return f"{'re:' if self.regex else ''}{self.old}={self.new}"
-
-    @property
-    def kind(self) -> str:
-        if self.origin == "--match auto":
-            return "auto"
-        return "regex" if self.regex else "map"
-
-    def apply(self, path: str) -> str | None:
-        """The renamed path, or None when the rule does not apply to ``path``."""
-        if self.regex:
-            match = re.search(self.old, path)
-            if match is None:
-                return None
-            try:
-                replaced = match.expand(self.new)
-            except (re.error, IndexError) as exc:
-                raise UsageError(f"{self.origin} '{self.text}': the replacement does not fit the pattern ({exc})",
-                                 hint="use \\1, \\2 ... for the pattern's groups") from None
-            return path[:match.start()] + replaced + path[match.end():]
-        if path == self.old:
-            return self.new
-        if path.startswith(self.old + "/"):
-            return self.new + path[len(self.old):]
-        return None
-
-
-def parse_map_rule(text: str, origin: str = "--map") -> MapRule:
-    """``OLD=NEW`` or ``re:PATTERN=REPLACEMENT`` (split at the last ``=``) into a rule."""
-    if text.startswith("re:"):
-        body = text[3:]
-        old, sep, new = body.rpartition("=")
-        if not sep or not old:
-            raise UsageError(f"{origin} '{text}' is not re:PATTERN=REPLACEMENT",
-                             hint="for example --map 're:^old_(.*)$=new_\\1'")
-        try:
-            re.compile(old)
-        except re.error as exc:
-            raise UsageError(f"{origin} '{text}': '{old}' is not a valid regular expression ({exc})") from None
-        return MapRule(old, new, regex=True, origin=origin)
-    old, sep, new = text.partition("=")
-    if not sep or not old or not new:
-        raise UsageError(f"{origin} '{text}' is not OLD=NEW",
-                         hint="give the source layer's path, '=', and the target layer's path: --map fc1=dense_1")
-    return MapRule(old.strip("/"), new.strip("/"), origin=origin)
-
-
-def load_map_file(path: str) -> tuple[MapRule, ...]:
-    """Rules from a file: YAML/JSON (``{OLD: NEW}``, a list of ``OLD=NEW``) or text lines ``OLD=NEW``.
-
-    In text files blank lines and lines starting with ``#`` are ignored.
-    """
-    from archdiff.limits import MAX_CONFIG_BYTES
-
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_CONFIG_BYTES:
-            raise UsageError(f"the map file holds {size} bytes, over the limit of {MAX_CONFIG_BYTES}", path=path)
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise UsageError("no such map file", path=path) from None
-    except OSError as exc:
-        raise UsageError(f"cannot read the map file ({exc.strerror})", path=path) from None
-    base = os.path.basename(path)
-    if path.lower().endswith((".yaml", ".yml", ".json")):
-        from archdiff.read import parse_json_bytes, parse_yaml_text
-
-        if path.lower().endswith(".json"):
-            document = parse_json_bytes(data, where=path)
-        else:
-            document = parse_yaml_text(data, where=path)
-        if isinstance(document, dict) and set(document) == {"map"}:
-            document = document["map"]
-        rules = []
-        if isinstance(document, dict):
-            for i, (old, new) in enumerate(document.items(), 1):
-                if not isinstance(old, str) or not isinstance(new, str):
-                    raise UsageError(f"entry {i} ({old!r}: {new!r}) is not a pair of layer names", path=path)
-                rules.append(parse_map_rule(f"{old}={new}", f"{base} entry {i}"))
-        elif isinstance(document, list):
-            for i, item in enumerate(document, 1):
-                if isinstance(item, str):
-                    rules.append(parse_map_rule(item, f"{base} item {i}"))
-                elif isinstance(item, dict) and set(item) == {"old", "new"} and all(
-                        isinstance(v, str) for v in item.values()):
-                    rules.append(parse_map_rule(f"{item['old']}={item['new']}", f"{base} item {i}"))
-                else:
-                    raise UsageError(f"item {i} is neither 'OLD=NEW' nor {{old: ..., new: ...}}", path=path)
-        else:
-            raise UsageError("a map file holds a mapping {OLD: NEW} or a list of 'OLD=NEW'", path=path)
-        return tuple(rules)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError("the map file is not UTF-8 text", path=path) from None
-    rules = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        rules.append(parse_map_rule(line, f"{base}:{number}"))
-    return tuple(rules)
-
-
+# -- options -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class TransferOptions:
     """How to pair layers and what to tolerate; passed explicitly, never global."""
@@ -205,6 +72,8 @@ class FileInfo:
 
 #: Variable actions: copy (same dtype), cast (dtype converted), skip (matched layer not copied), keep (no source).
 VAR_ACTIONS = ("copy", "cast", "skip", "keep")
+
+
 #: Layer statuses: copied, skipped (--skip-mismatch), kept (no source layer), mismatch (an error).
 LAYER_STATUSES = ("copied", "skipped", "kept", "mismatch")
 
@@ -371,51 +240,6 @@ class TransferPlan:
         return 0
 
 
-@dataclass(frozen=True)
-class TransferReport:
-    """A plan and what became of it: written or not (dry run), verified, checksums."""
-
-    plan: TransferPlan
-    output: str | None
-    written: bool = False
-    dry_run: bool = False
-    verified: bool = False
-    #: ``"<target layer>/<variable>"`` -> checksum of the bytes written.
-    checksums: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def return_code(self) -> int:
-        return self.plan.return_code
-
-    def to_dict(self) -> dict:
-        from archdiff.transfer.write import CHECKSUM
-
-        plan = self.plan
-        layers = []
-        for layer in plan.layers:
-            item = layer.to_dict()
-            for var in item["variables"]:
-                digest = self.checksums.get(f"{layer.target}/{var['target']}")
-                if digest is not None:
-                    var[CHECKSUM] = digest
-            layers.append(item)
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "source": plan.source.to_dict(),
-            "target": plan.target.to_dict(),
-            "output": {"path": self.output, "written": self.written, "dry_run": self.dry_run,
-                       "verified": self.verified, "checksum": CHECKSUM},
-            "options": plan.options.to_dict(),
-            "ok": not plan.problems,
-            "exit_code": self.return_code,
-            "totals": plan.totals.to_dict(),
-            "layers": layers,
-            "unused_source_layers": [u.to_dict() for u in plan.unused],
-            "problems": list(plan.problems),
-            "notes": list(plan.notes),
-        }
-
-
 # -- layers with weights, as matched ----------------------------------------------
 @dataclass(frozen=True)
 class _Unit:
@@ -504,16 +328,6 @@ class _Claim:
     unit: _Unit
     how: str
     rule: MapRule | None
-
-
-def _auto_rules(source: Architecture, target: Architecture) -> tuple[MapRule, ...]:
-    try:
-        from archdiff.diff.matching import match_layers
-    except ImportError:
-        raise UsageError("--match auto needs archdiff's layer matcher (archdiff.matching), which this install lacks",
-                         hint="use --map OLD=NEW for the renames, or update archdiff") from None
-    matching = match_layers(source, target, detect_renames=True)
-    return tuple(MapRule(a, b, origin="--match auto") for a, b in matching.renames().items() if a != b)
 
 
 def _match(src_units: list[_Unit], tgt_units: list[_Unit], rules: tuple[MapRule, ...]):
@@ -732,41 +546,6 @@ def _describe(arch: Architecture) -> FileInfo:
     return FileInfo(src.path, src.format, version, f"{text}, {keras}" if keras else text)
 
 
-_OUT_SUFFIXES = {
-    "keras": (".keras",),
-    "weights.h5": (".weights.h5",),
-    "h5": (".h5", ".hdf5"),
-    "h5-weights": (".h5", ".hdf5"),
-}
-
-
-def _suffix_family(path: str) -> str | None:
-    lower = path.lower()
-    if lower.endswith(".keras"):
-        return "keras"
-    if lower.endswith(".weights.h5"):
-        return "weights.h5"
-    if lower.endswith((".h5", ".hdf5")):
-        return "h5"
-    return None
-
-
-def check_output(out: str, plan: TransferPlan) -> None:
-    """OUT must not be an input, and must be named so Keras reads it in the target's format."""
-    from archdiff.output import refuse_overwriting_inputs
-
-    refuse_overwriting_inputs(out, [plan.source.path, plan.target.path, *plan.source_files])
-    fmt = plan.target.format
-    have = _suffix_family(out)
-    family = "h5" if fmt in ("h5", "h5-weights") else fmt
-    # Whatever the target is called, OUT is read back by its own name (as Keras reads it).
-    if have != family:
-        raise UsageError(
-            f"the output '{out}' does not end with {' or '.join(_OUT_SUFFIXES[fmt])}, "
-            f"but it is written as the target's format ({plan.target.description})",
-            hint="Keras picks the loader by the file name; name OUT like the target")
-
-
 # -- planning -----------------------------------------------------------------------
 def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.PathLike | Architecture,
                   options: TransferOptions | None = None) -> TransferPlan:
@@ -783,9 +562,10 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
     if src_arch.source.format not in weight_formats or not _stored(src_arch):
         raise InputError(f"the source holds no weights ({src_info.description})", path=src_info.path,
                          hint="give a file with weights: .keras, .h5, .weights.h5 or .weights.json")
-    if tgt_arch.source.format == "weights.json":
-        raise UsageError("writing sharded weights is not supported", path=tgt_info.path,
-                         hint="give the target as .keras or an unsharded .weights.h5")
+    target_store = store_class(tgt_arch.source.format)
+    if target_store is not None:
+        # A layout that cannot be written (sharded) says so itself, before "holds no weights".
+        target_store.check_writable(tgt_info.path)
     if tgt_arch.source.format not in weight_formats or not _stored(tgt_arch):
         raise UsageError(f"the target holds no weights to write into ({tgt_info.description})", path=tgt_info.path,
                          hint="give the target model as .keras, or its weights as .weights.h5 or .h5 "
@@ -793,7 +573,7 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
 
     rules = tuple(options.maps)
     if options.match == "auto":
-        rules = rules + _auto_rules(src_arch, tgt_arch)
+        rules = rules + auto_rules(src_arch, tgt_arch)
     src_units, tgt_units = _units(src_arch), _units(tgt_arch)
     pairs, lost, dest_of, unmatched_regex = _match(src_units, tgt_units, rules)
 
@@ -848,7 +628,7 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
         notes.append("the source file holds no layer names (written by tf-keras or Keras 2.13-2.15): its layers "
                      "are known by Keras' auto names (dense_1 ...), which rarely match")
     return TransferPlan(src_info, tgt_info, options, tuple(layers), tuple(unused), tuple(problems), tuple(notes),
-                        source_files=_shards(src_arch))
+                        source_files=store_class(src_arch.source.format).companion_files(src_arch.source.path))
 
 
 def _stored(arch: Architecture) -> bool:
@@ -869,217 +649,3 @@ def _needs_names(path) -> bool:
 def _unnamed(arch: Architecture) -> bool:
     return (not arch.has_topology and arch.source.format in ("weights.h5", "weights.json")
             and any("auto names" in n for n in arch.notes))
-
-
-def _shards(arch: Architecture) -> tuple[str, ...]:
-    if arch.source.format != "weights.json":
-        return ()
-    return tuple(_shard_paths(arch.source.path))
-
-
-def _shard_paths(index_path: str) -> list[str]:
-    from archdiff.read import read_json_file
-
-    index = read_json_file(index_path)
-    weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not isinstance(weight_map, dict):
-        raise InputError("'weight_map' is not a mapping", path=index_path)
-    folder = os.path.dirname(os.path.abspath(index_path))
-    out: list[str] = []
-    for value in weight_map.values():
-        for name in value if isinstance(value, list) else [value]:
-            if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
-                raise UnsafeInputError(f"shard name {name!r} is not a plain file name", path=index_path)
-            full = os.path.join(folder, name)
-            if full not in out:
-                out.append(full)
-    return out
-
-
-# -- applying -----------------------------------------------------------------------
-@contextmanager
-def _open_source(info: FileInfo, shards: tuple[str, ...]) -> Iterator[Callable[[str], object]]:
-    """A function ``location -> h5py.Dataset`` over the source file(s), opened read-only."""
-    import zipfile
-
-    from archdiff.read import hdf5 as h5
-    from archdiff.transfer.write import DatasetIndex
-
-    with ExitStack() as stack:
-        if info.format == "keras":
-            zf = stack.enter_context(zipfile.ZipFile(info.path))
-            where = f"{info.path}:model.weights.h5"
-            index = DatasetIndex(stack.enter_context(h5.open_zip_member_h5(info.path, zf, "model.weights.h5",
-                                                                           where=where)), where=where)
-            yield index.dataset
-        elif info.format == "weights.json":
-            indexes = [DatasetIndex(stack.enter_context(h5.open_h5(p, where=p)), where=p) for p in shards]
-
-            def lookup(loc: str):
-                for index in indexes:
-                    if index.has(loc):
-                        return index.dataset(loc)
-                raise InputError(f"no shard holds the dataset '{loc}'", path=info.path)
-
-            yield lookup
-        else:
-            index = DatasetIndex(stack.enter_context(h5.open_h5(info.path, where=info.path)), where=info.path)
-            yield index.dataset
-
-
-def apply_transfer(plan: TransferPlan, out: str | os.PathLike, *, progress: bool | None = None) -> TransferReport:
-    """Write OUT: the target with every planned variable copied in; verified, then renamed into place.
-
-    ``progress``: None shows a bar on a terminal only; True/False force it.
-    Raises :class:`TransferError` (and writes nothing) when the plan has problems.
-    """
-    from archdiff.transfer.write import exit_on_termination
-    from archdiff.progress import Progress
-
-    out = os.fspath(out)
-    if plan.problems:
-        raise TransferError(_problem_line(plan), plan=plan, hint=_problem_hint(plan))
-    check_output(out, plan)
-    copies = plan.copies
-    total = sum(v.nbytes for _, v in copies)
-    # Writing and then verifying reads every copied byte twice.
-    enabled = progress if progress is not None else (None if total >= 16 * 1024 * 1024 else False)
-
-    def bar(label: str) -> Progress:
-        return Progress(total, label, enabled=enabled)
-
-    with exit_on_termination(), _open_source(plan.source, plan.source_files) as source:
-        if plan.target.format == "keras":
-            checksums = _write_keras(plan, out, copies, source, bar)
-        else:
-            checksums = _write_weights_file(plan, out, copies, source, bar)
-    return TransferReport(plan, out, written=True, verified=True, checksums=checksums)
-
-
-def dry_run(plan: TransferPlan, out: str | os.PathLike | None = None) -> TransferReport:
-    """The report of a plan that is not carried out (``--dry-run``); OUT is checked, not written."""
-    out = os.fspath(out) if out is not None else None
-    if out is not None:
-        check_output(out, plan)
-    return TransferReport(plan, out, written=False, dry_run=True)
-
-
-def transfer(source, target, out, options: TransferOptions | None = None, *,
-             progress: bool | None = None) -> TransferReport:
-    """Plan and apply in one call."""
-    return apply_transfer(plan_transfer(source, target, options), out, progress=progress)
-
-
-def _problem_line(plan: TransferPlan) -> str:
-    n = len(plan.problems)
-    mismatched = plan.totals.mismatched_layers
-    head = (f"{mismatched} matched layer{'s' if mismatched != 1 else ''} do{'es' if mismatched == 1 else ''} "
-            "not fit the target" if mismatched else f"{n} problem{'s' if n != 1 else ''}")
-    return f"{head}, nothing was written: " + " | ".join(plan.problems)
-
-
-def _problem_hint(plan: TransferPlan) -> str:
-    if plan.totals.mismatched_layers:
-        return ("pass --skip-mismatch to leave those layers as they are, --allow-cast for dtype changes, "
-                "or --map to pair layers differently")
-    return "check the layer names with `archdiff layers`, then pair them with --map OLD=NEW"
-
-
-def _copy_all(h5file, copies, source, where: str, bar) -> dict[str, str]:
-    from archdiff.transfer.write import Checksums, DatasetIndex, copy_dataset
-
-    index = DatasetIndex(h5file, where=where)
-    pending = {}
-    with Checksums() as checksums, bar("writing  ") as progress:
-        for layer, var in copies:
-            src = source(var.source_location)
-            dst = index.dataset(var.target_location)
-            if tuple(src.shape or ()) != tuple(var.source_shape) or tuple(dst.shape or ()) != tuple(var.shape):
-                raise InputError(f"'{var.source_location}' or '{var.target_location}' changed shape since planning",
-                                 path=where, hint="run the transfer again")
-            pending[f"{layer.target}/{var.target}"] = copy_dataset(src, dst, dtype=dst.dtype, progress=progress.advance,
-                                                                   checksums=checksums)
-        return {key: future.result() for key, future in pending.items()}
-
-
-def _verify(h5file, copies, checksums: Mapping[str, str], where: str, bar) -> None:
-    from archdiff.transfer.write import Checksums, DatasetIndex, checksum_dataset
-
-    index = DatasetIndex(h5file, where=where)
-    with Checksums() as hashing, bar("verifying") as progress:
-        got = {f"{layer.target}/{var.target}": checksum_dataset(index.dataset(var.target_location),
-                                                                progress=progress.advance, checksums=hashing)
-               for layer, var in copies}
-        bad = [key for key, future in got.items() if future.result() != checksums[key]]
-    if bad:
-        raise OutputError(f"reading the output back, {len(bad)} variables differ from what was written: "
-                          + ", ".join(bad[:10]), path=where, hint="check the disk and run the transfer again")
-
-
-def _holes(f, copies, where: str) -> list[tuple[int, int]]:
-    """Byte ranges of the target datasets that every copy overwrites completely."""
-    from archdiff.transfer.write import DatasetIndex, raw_data_ranges
-
-    index = DatasetIndex(f, where=where)
-    return raw_data_ranges(index.dataset(var.target_location) for _, var in copies)
-
-
-def _write_weights_file(plan, out, copies, source, bar) -> dict[str, str]:
-    import h5py
-
-    from archdiff.read import hdf5 as h5
-    from archdiff.transfer.write import copy_file_except, default_file_mode, fsync_path
-    from archdiff.output import atomic_path
-
-    target = plan.target.path
-    with h5.open_h5(target, where=target) as f:
-        holes = _holes(f, copies, target)
-    with atomic_path(out) as tmp:
-        copy_file_except(target, tmp, holes)
-        with h5py.File(tmp, "r+") as f:
-            checksums = _copy_all(f, copies, source, out, bar)
-        fsync_path(tmp)
-        with h5.open_h5(tmp, where=out) as f:
-            _verify(f, copies, checksums, out, bar)
-        default_file_mode(tmp)
-    return checksums
-
-
-def _write_keras(plan, out, copies, source, bar) -> dict[str, str]:
-    import zipfile
-
-    import h5py
-
-    from archdiff.read import hdf5 as h5
-    from archdiff.transfer.write import (copy_file_except, copy_zip_member, default_file_mode, fsync_path, rebuild_keras_zip,
-                          scratch_file)
-    from archdiff.output import atomic_path
-
-    member = "model.weights.h5"
-    target = plan.target.path
-    with atomic_path(out) as tmp, scratch_file(out, ".weights.h5.tmp") as scratch:
-        with zipfile.ZipFile(target) as zf:
-            info = zf.getinfo(member)
-            if info.compress_type == zipfile.ZIP_STORED:
-                with h5.open_zip_member_h5(target, zf, member, where=f"{target}:{member}") as f:
-                    holes = _holes(f, copies, target)
-                copy_file_except(target, scratch, holes, start=h5.stored_member_offset(target, info),
-                                 length=info.file_size)
-            else:
-                copy_zip_member(target, member, scratch)
-        with h5py.File(scratch, "r+") as f:
-            checksums = _copy_all(f, copies, source, out, bar)
-        rebuild_keras_zip(target, {member: scratch}, tmp)
-        fsync_path(tmp)
-        with zipfile.ZipFile(target) as before, zipfile.ZipFile(tmp) as after:
-            old = {i.filename: i for i in before.infolist()}
-            new = {i.filename: i for i in after.infolist()}
-            if list(old) != list(new):
-                raise OutputError("the new zip does not list the target's members", path=out)
-            for name, info in old.items():
-                if name != member and (info.CRC != new[name].CRC or info.file_size != new[name].file_size):
-                    raise OutputError(f"'{name}' differs from the target's after writing", path=out)
-            with h5.open_zip_member_h5(tmp, after, member, where=f"{out}:{member}") as f:
-                _verify(f, copies, checksums, out, bar)
-        default_file_mode(tmp)
-    return checksums

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 
 from archdiff.textfmt import count, human_bytes, paint, table, use_colour
-from archdiff.transfer.plan import LayerTransfer, TransferReport
+from archdiff.transfer.apply import TransferReport
+from archdiff.transfer.plan import LayerTransfer
 
 FORMATS = ("text", "json", "markdown")
 

@@ -1,17 +1,17 @@
 """Writing weight files: streamed, chunked dataset copies and the ``.keras`` zip.
 
 This module owns the byte-moving half of a weight transfer: copying a file
-without loading it, resolving a dataset path in a file being written (links
-refused, as when reading), copying one dataset block by block with a running
-checksum, re-hashing a dataset to verify it, rebuilding a ``.keras`` zip around
-a new ``model.weights.h5``, and turning SIGTERM/SIGHUP into an exception so
-the temporary files are removed. Nothing here holds more than one block of a
-tensor in memory.
+without loading it (leaving out the bytes about to be overwritten), copying
+one store dataset into another block by block with a running checksum (hashed
+on a worker thread), re-hashing a dataset to verify it, rebuilding a ``.keras``
+zip around a new ``model.weights.h5``, the scratch file beside OUT, and turning
+SIGTERM/SIGHUP into an exception so the temporary files are removed. It knows
+no file layout: datasets come from :mod:`archdiff.store`. Nothing here holds
+more than one block of a tensor in memory.
 """
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import shutil
 import signal
@@ -22,116 +22,29 @@ import zipfile
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from archdiff.read import hdf5 as h5
-from archdiff.errors import InputError, OutputError
+from archdiff.errors import OutputError
+from archdiff.store import BLOCK_BYTES as STORE_BLOCK_BYTES
+from archdiff.store import CHECKSUM, Dataset, InlineHashing, blocks, plain_dtype  # noqa: F401 - blocks, CHECKSUM: API
 
 #: Bytes of one tensor held in memory at a time while copying or hashing.
-BLOCK_BYTES = 32 * 1024 * 1024
+BLOCK_BYTES = STORE_BLOCK_BYTES
 #: Bytes per read/write while copying whole files or zip members.
 FILE_CHUNK = 4 * 1024 * 1024
-
-#: The checksum recorded for every copied variable (bytes as stored, C order).
-CHECKSUM = "sha256"
 
 
 def new_hasher():
     return hashlib.new(CHECKSUM)
 
 
-# -- blocks ------------------------------------------------------------------------
-def blocks(shape: tuple[int, ...], itemsize: int, budget: int | None = None) -> Iterator[tuple]:
-    """Index tuples that cover an array of ``shape`` in C order, each at most ``budget`` bytes.
-
-    A block is a run of whole slices along one axis, so concatenating the blocks'
-    bytes gives the array's bytes in C order (the checksum does not depend on the
-    block size). Where even one element row exceeds the budget, the outer axes are
-    walked one index at a time.
-    """
-    budget = BLOCK_BYTES if budget is None else max(1, int(budget))
-    shape = tuple(int(d) for d in shape)
-    if not shape:
-        yield ()
-        return
-    if any(d == 0 for d in shape):
-        return
-    n = len(shape)
-    suffix = [1] * (n + 1)
-    for i in range(n - 1, -1, -1):
-        suffix[i] = suffix[i + 1] * shape[i]
-    itemsize = max(1, int(itemsize))
-    axis = n - 1
-    for i in range(n):
-        if suffix[i + 1] * itemsize <= budget:
-            axis = i
-            break
-    step = max(1, budget // (suffix[axis + 1] * itemsize))
-    for outer in itertools.product(*(range(shape[j]) for j in range(axis))):
-        for start in range(0, shape[axis], step):
-            yield outer + (slice(start, min(start + step, shape[axis])),)
-
-
-# -- safe access -------------------------------------------------------------------
-class DatasetIndex:
-    """Datasets of one open HDF5 file by path, after one check of the whole file.
-
-    ``h5.scan`` walks every link in C once and refuses the file if any is soft or
-    external; after that a dataset path can be opened directly, which is much
-    faster than checking each path component from Python.
-    """
-
-    def __init__(self, f, *, where: str):
-        self.file = f
-        self.where = where
-        self.kinds = h5.scan(f, where=where)
-
-    def has(self, location: str) -> bool:
-        return self.kinds.get(location.strip("/")) == "dataset"
-
-    def dataset(self, location: str):
-        """The dataset's low-level id (``shape``, ``dtype``, ``read``, ``write``): cheaper than h5py.Dataset."""
-        key = location.strip("/")
-        kind = self.kinds.get(key)
-        if kind != "dataset":
-            raise InputError(f"'{location}' is {'not a dataset' if kind else 'missing'}", path=self.where)
-        try:
-            h5py = h5._h5py()
-            return h5py.h5d.open(self.file.id, key.encode("utf-8"))
-        except (KeyError, OSError, ValueError, RuntimeError) as exc:
-            raise InputError(f"cannot open the dataset '{location}' ({exc})", path=self.where) from None
-
-
 # -- copying ------------------------------------------------------------------------
-def _plain(dtype) -> bool:
-    """A fixed-size numeric dtype that HDF5 can read straight into a numpy buffer."""
-    return dtype.kind in "biufc" and not dtype.hasobject
-
-
-def _ids(ds):
-    """(low-level id, high-level Dataset maker) for an h5py Dataset or DatasetID."""
-    h5py = h5._h5py()
-    if isinstance(ds, h5py.Dataset):
-        return ds.id, lambda: ds
-    return ds, lambda: h5py.Dataset(ds)
-
-
-def _whole(did, shape, dtype):
-    """The whole dataset in one read (small tensors: most of a model)."""
-    import numpy as np
-
-    buf = np.empty(shape, dtype=dtype)
-    if buf.size:
-        h5py = h5._h5py()
-        did.read(h5py.h5s.ALL, h5py.h5s.ALL, buf)
-    return buf
-
-
 class Checksums:
     """Checksums computed on one worker thread while the caller reads and writes.
 
     hashlib releases the GIL on large buffers, so hashing overlaps with HDF5 I/O.
     The worker takes blocks in order (one thread), and at most ``limit`` bytes wait
     for it, which bounds the memory held. Use as a context manager; ``start()``
-    begins a checksum, ``update()`` feeds it, ``finish()`` returns a future digest.
+    begins a checksum, ``update()`` feeds it, ``finish()`` returns a future digest
+    (the hashing protocol of :class:`archdiff.store.InlineHashing`).
     """
 
     def __init__(self, limit: int | None = None):
@@ -172,25 +85,6 @@ class Checksums:
         self.close()
 
 
-class _Inline:
-    """Checksums on the calling thread (when no worker is given)."""
-
-    def start(self):
-        return new_hasher()
-
-    def update(self, hasher, block) -> None:
-        import numpy as np
-
-        hasher.update(block.reshape(-1).view(np.uint8))
-
-    def finish(self, hasher):
-        from concurrent.futures import Future
-
-        done: Future = Future()
-        done.set_result(hasher.hexdigest())
-        return done
-
-
 def _size(shape) -> int:
     n = 1
     for d in shape:
@@ -198,41 +92,32 @@ def _size(shape) -> int:
     return n
 
 
-def copy_dataset(src, dst, *, dtype=None, progress: Callable[[int], None] | None = None,
+def copy_dataset(src: Dataset, dst: Dataset, *, dtype=None, progress: Callable[[int], None] | None = None,
                  checksums: Checksums | None = None):
-    """Copy ``src`` into the existing dataset ``dst`` block by block.
+    """Copy the store dataset ``src`` into the existing store dataset ``dst`` block by block.
 
     ``dtype`` is the dtype stored in ``dst`` (values are cast to it). Returns the
     checksum of the bytes written (C order): a str without ``checksums``, else a
-    future of it.
+    future of it. A tensor under ``BLOCK_BYTES`` moves in one read and one write.
     """
     import numpy as np
 
-    hashing = checksums or _Inline()
-    src_id, src_high = _ids(src)
-    dst_id, dst_high = _ids(dst)
-    src_dtype = src_id.dtype
-    dtype = np.dtype(dtype if dtype is not None else dst_id.dtype)
+    hashing = checksums or InlineHashing()
+    src_dtype = src.dtype
+    dtype = np.dtype(dtype if dtype is not None else dst.dtype)
     hasher = hashing.start()
-    shape = tuple(src_id.shape or ())
+    shape = src.shape
     itemsize = max(src_dtype.itemsize, dtype.itemsize)
-    if _size(shape) * itemsize <= BLOCK_BYTES and _plain(src_dtype) and _plain(dtype):
-        block = np.ascontiguousarray(_whole(src_id, shape, src_dtype).astype(dtype, copy=False))
-        if block.size:
-            h5py = h5._h5py()
-            dst_id.write(h5py.h5s.ALL, h5py.h5s.ALL, block)
+    if _size(shape) * itemsize <= BLOCK_BYTES and plain_dtype(src_dtype) and plain_dtype(dtype):
+        block = np.ascontiguousarray(src.read().astype(dtype, copy=False))
+        dst.write(block)
         hashing.update(hasher, block)
         if progress is not None:
             progress(block.nbytes)
     else:
-        src, dst = src_high(), dst_high()
-        for sel in blocks(shape, itemsize):
-            block = src[sel] if sel else src[()]
-            block = np.ascontiguousarray(np.asarray(block).astype(dtype, copy=False))
-            if sel:
-                dst[sel] = block
-            else:
-                dst[()] = block
+        for sel in blocks(shape, itemsize, BLOCK_BYTES):
+            block = np.ascontiguousarray(src.read(sel).astype(dtype, copy=False))
+            dst.write(block, sel)
             hashing.update(hasher, block)
             if progress is not None:
                 progress(block.nbytes)
@@ -240,29 +125,10 @@ def copy_dataset(src, dst, *, dtype=None, progress: Callable[[int], None] | None
     return digest if checksums is not None else digest.result()
 
 
-def checksum_dataset(ds, *, progress: Callable[[int], None] | None = None, checksums: Checksums | None = None):
-    """The checksum of a dataset's bytes in C order, read block by block (a future with ``checksums``)."""
-    import numpy as np
-
-    hashing = checksums or _Inline()
-    hasher = hashing.start()
-    did, high = _ids(ds)
-    dtype = did.dtype
-    shape = tuple(did.shape or ())
-    if _size(shape) * dtype.itemsize <= BLOCK_BYTES and _plain(dtype):
-        block = _whole(did, shape, dtype)
-        hashing.update(hasher, block)
-        if progress is not None:
-            progress(block.nbytes)
-    else:
-        ds = high()
-        for sel in blocks(shape, dtype.itemsize):
-            block = np.ascontiguousarray(ds[sel] if sel else ds[()])
-            hashing.update(hasher, block)
-            if progress is not None:
-                progress(block.nbytes)
-    digest = hashing.finish(hasher)
-    return digest if checksums is not None else digest.result()
+def checksum_dataset(ds: Dataset, *, progress: Callable[[int], None] | None = None,
+                     checksums: Checksums | None = None):
+    """The checksum of a store dataset's bytes in C order, read block by block (a future with ``checksums``)."""
+    return ds.checksum(progress=progress, hashing=checksums, budget=BLOCK_BYTES)
 
 
 def copy_file(src: str, dst: str) -> None:
@@ -272,26 +138,6 @@ def copy_file(src: str, dst: str) -> None:
     except OSError as exc:
         raise OutputError(f"cannot copy '{src}' ({exc.strerror})", path=dst,
                           hint="check free space and permissions") from None
-
-
-def raw_data_ranges(datasets) -> list[tuple[int, int]]:
-    """``(offset, size)`` in the file of each contiguous dataset's raw data.
-
-    Those bytes are about to be overwritten, so copying them first is wasted
-    I/O. Chunked or compressed datasets have no single range and are left out
-    (their bytes are copied, then overwritten).
-    """
-    ranges = []
-    for ds in datasets:
-        did, _ = _ids(ds)
-        try:
-            offset = did.get_offset()
-            size = did.get_storage_size()
-        except (OSError, RuntimeError, ValueError):
-            continue
-        if offset is not None and size:
-            ranges.append((int(offset), int(size)))
-    return ranges
 
 
 def _merge(ranges: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
