@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from archdiff.names import is_operation_module
 from archdiff.model import Architecture, Call, Layer, Source, TensorRef, WeightSpec
 from archdiff.shapes import infer, layer_output_shapes, layer_weights, registry, variable_dtype
 
@@ -361,6 +362,7 @@ def _k3_layers(model_cfg, model_class, parent, depth, keep_shapes, keep_seq_inpu
         out.append(Layer(
             name=name, path=path, class_name=class_name, index=index, depth=depth, parent=parent,
             config=conf, module=raw.get("module"), calls=tuple(calls), is_model=is_model,
+            is_operation=is_operation_module(raw.get("module")),
             model_inputs=_io_refs(conf.get("input_layers")) if is_model else (),
             model_outputs=_io_refs(conf.get("output_layers")) if is_model else ()))
         index += 1
@@ -370,6 +372,7 @@ def _k3_layers(model_cfg, model_class, parent, depth, keep_shapes, keep_seq_inpu
 
 
 def arch_from_keras3(model, *, keep_shapes=True, keep_seq_input=True) -> Architecture:
+    """An Architecture straight from a live Keras 3 model's config, as the config parser would make it."""
     cfg = model.get_config()
     class_name = type(model).__name__
     return Architecture(
