@@ -2,7 +2,8 @@
 
 This module owns opening HDF5 (from disk or from inside a ``.keras`` zip,
 without extracting it), refusing soft and external links and hard-link
-cycles, bounded attribute reads, and the two weight layouts:
+cycles, bounded attribute reads, dataset checks, and the legacy weight layout
+(the global-heap check is in ``hdf5_heaps``, the Keras 3 tree in ``hdf5_keras3``):
 
 * legacy (Keras 2 and Keras 3 ``.h5``): ``layer_names`` / ``weight_names``
   attributes, chunked as ``layer_names0``, ``layer_names1``, ... for large
@@ -21,13 +22,14 @@ import re
 import zipfile
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 from archdiff.errors import InputError, LimitExceededError, UnsafeInputError
 from archdiff.names import auto_names, snake_case  # noqa: F401 (Keras 3 group keys; re-exported)
+from archdiff.read.hdf5_heaps import check_global_heaps
 from archdiff.limits import (DATASET_BOMB_FLOOR_BYTES, DATASET_MAX_EXPANSION, MAX_ATTR_BYTES,
-                             MAX_GROUP_DEPTH, MAX_OBJECTS, MAX_ZIP_MEMBER_BYTES, ZIP_BOMB_FLOOR_BYTES,
+                             MAX_OBJECTS, MAX_ZIP_MEMBER_BYTES, ZIP_BOMB_FLOOR_BYTES,
                              ZIP_MAX_EXPANSION)
 
 _SUFFIX = re.compile(r":\d+$")
@@ -460,47 +462,6 @@ def read_legacy_weights(root, *, where: str) -> list[tuple[str, list[VarInfo]]]:
     return result
 
 
-@dataclass
-class SaveableNode:
-    """One object in a Keras 3 weights file: a layer, a model, or a sub-object."""
-
-    key: str
-    path: str
-    real_name: str | None
-    variables: list[VarInfo] = field(default_factory=list)
-    #: Items of a ``layers`` container, in the file's key order.
-    layers: list["SaveableNode"] = field(default_factory=list)
-    #: Other sub-objects (a wrapped layer, an RNN cell, attention projections).
-    objects: dict[str, "SaveableNode"] = field(default_factory=dict)
-    #: ``layers`` by key, so that placing an object is a lookup, not a scan.
-    layer_index: dict[str, "SaveableNode"] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def is_model(self) -> bool:
-        return bool(self.layers)
-
-    def all_variables(self, prefix: str = "") -> list[VarInfo]:
-        """Own variables, then sub-objects' with their relative path in the name."""
-        out = [VarInfo(prefix + v.name, v.shape, v.dtype, v.location) for v in self.variables]
-        for key in sorted(self.objects, key=natural_key):
-            out.extend(self.objects[key].all_variables(f"{prefix}{key}/"))
-        return out
-
-
-def natural_key(text: str):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
-
-
-LAYER_CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
-
-
-def has_keras3_layout(f) -> bool:
-    try:
-        return any(name in f for name in LAYER_CONTAINERS) or "vars" in f
-    except (OSError, RuntimeError, ValueError, KeyError):
-        return False
-
-
 def scan(f, *, where: str) -> dict[str, str]:
     """Every object in an HDF5 file by path: ``"group"`` or ``"dataset"``.
 
@@ -569,118 +530,6 @@ def scan(f, *, where: str) -> dict[str, str]:
     return kinds
 
 
-#: A global heap collection: "GCOL", version 1, three reserved bytes, then its size.
-_GCOL = re.compile(rb"GCOL\x01\x00\x00\x00")
-_GCOL_MIN_SIZE = 4096
-
-
-def check_global_heaps(f, kinds: dict[str, str], *, where: str) -> None:
-    """Refuse a global heap collection whose objects do not tile it exactly.
-
-    The global heap holds variable-length data, such as the strings of the
-    ``name`` attributes Keras 3 writes. libhdf5 (1.14) parses a collection by
-    stepping from object to object by their sizes, and loops forever, holding
-    the GIL where no timeout can reach, when a corrupt size lands it on an
-    empty free-space record. So the collections are parsed here first, the
-    same way, in the file's metadata only (the bytes outside the datasets'
-    data), before HDF5 reads any attribute. Files with 4-byte lengths, or
-    without a superblock at offset 0, are left to HDF5.
-    """
-    raw = _raw_bytes(f)
-    if raw is None:
-        return
-    read, size, close = raw
-    try:
-        head = read(0, 16)
-        if head[:8] != b"\x89HDF\r\n\x1a\n":
-            return
-        lengths = head[14] if head[8] in (0, 1) else head[10]
-        if lengths != 8:
-            return
-        extents = _dataset_extents(f, kinds)
-        start = 0
-        for begin, end in extents + [(size, size)]:
-            if begin > start:
-                _check_region(read, start, begin, size, where)
-            start = max(start, end)
-    finally:
-        close()
-
-
-def _raw_bytes(f):
-    """``(read(offset, n), size, close)`` over the bytes of an open HDF5 file, or None."""
-    window = getattr(f, "archdiff_raw", None)
-    if window is not None:
-        def read_window(offset: int, n: int) -> bytes:
-            window.seek(offset)
-            return window.read(n) or b""
-
-        return read_window, window._size, lambda: None
-    name = f.filename
-    if not isinstance(name, str) or not os.path.isfile(name):
-        return None
-    try:
-        fh = open(name, "rb")
-    except OSError:
-        return None
-
-    def read_file(offset: int, n: int) -> bytes:
-        return os.pread(fh.fileno(), n, offset)
-
-    return read_file, os.fstat(fh.fileno()).st_size, fh.close
-
-
-def _dataset_extents(f, kinds: dict[str, str]) -> list[tuple[int, int]]:
-    """Where the datasets' data lies (contiguous ones), sorted; the rest of the file is metadata."""
-    h5py = _h5py()
-    extents = []
-    for path, kind in kinds.items():
-        if kind != "dataset":
-            continue
-        try:
-            dsid = h5py.h5d.open(f.id, path.encode("utf-8"))
-            offset = dsid.get_offset()
-            if offset is not None:
-                extents.append((offset, offset + dsid.get_storage_size()))
-        except (KeyError, OSError, RuntimeError, ValueError, TypeError):
-            continue  # HDF5 reports it when the dataset is read
-    return sorted(extents)
-
-
-def _check_region(read, begin: int, end: int, size: int, where: str) -> None:
-    step = 1 << 20
-    at = begin
-    while at < end:
-        chunk = read(at, min(step, end - at) + 7)
-        for match in _GCOL.finditer(chunk):
-            offset = at + match.start()
-            if offset < end:
-                _check_collection(read, offset, size, where)
-        at += step
-
-
-def _check_collection(read, offset: int, file_size: int, where: str) -> None:
-    import struct
-
-    def corrupt(why: str) -> InputError:
-        return InputError(f"the HDF5 global heap at byte {offset} is corrupt ({why})", path=where,
-                          hint="the file is damaged; HDF5 cannot read it safely; save the model again with Keras")
-
-    (collection,) = struct.unpack("<Q", read(offset + 8, 8).ljust(8, b"\0"))
-    if collection < _GCOL_MIN_SIZE or offset + collection > file_size:
-        raise corrupt(f"it claims {collection} bytes")
-    data = read(offset, collection)
-    at = 16
-    while at < collection:
-        if at + 16 > collection:
-            break  # too small for an object: free space, as HDF5 reads it
-        index, _, _, length = struct.unpack_from("<HHIQ", data, at)
-        need = 16 + (length + 7) // 8 * 8 if index else length
-        if need <= 0 or at + need > collection:
-            raise corrupt(f"object {index} at byte {offset + at} claims {length} bytes")
-        at += need
-
-
 def _fast_dataset_info(f, path: str, name: str, *, where: str) -> VarInfo:
     h5py = _h5py()
     try:
@@ -693,108 +542,6 @@ def _fast_dataset_info(f, path: str, name: str, *, where: str) -> VarInfo:
     return VarInfo(name, shape, str(dtype), "/" + path)
 
 
-def _vars_name(f, path: str, *, where: str):
-    """The ``name`` attribute of a ``vars`` group, read with h5py's low-level API.
-
-    ``scan`` has already refused links, so the group is opened directly; this
-    runs once per layer, and the high-level path costs several times more.
-    """
-    h5py = _h5py()
-    import numpy
-
-    try:
-        gid = h5py.h5g.open(f.id, path.encode("utf-8"))
-        if not h5py.h5a.exists(gid, b"name"):
-            return None
-        aid = h5py.h5a.open(gid, b"name")
-        try:
-            size = aid.get_storage_size()
-        except (OSError, RuntimeError, ValueError):
-            size = 0
-        if size > MAX_ATTR_BYTES:
-            raise LimitExceededError(f"HDF5 attribute '/{path}@name' holds {size} bytes, over the limit of "
-                                     f"{MAX_ATTR_BYTES}", path=where)
-        buf = numpy.empty(aid.shape, dtype=aid.dtype)
-        aid.read(buf)
-    except LimitExceededError:
-        raise
-    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
-        raise InputError(f"cannot read HDF5 attribute '/{path}@name' ({_short(exc)})", path=where) from None
-    return _decode(buf[()] if buf.shape == () else buf)
-
-
-_SKIPPED_OBJECTS = frozenset({"optimizer", "metrics", "compile_metrics", "loss", "_tracker"})
-
-
-def read_keras3_tree(files: list, *, where: str) -> SaveableNode:
-    """Merge one or more Keras 3 weights files (shards) into one node tree."""
-    root = SaveableNode(key="", path="", real_name=None)
-    for f in files:
-        kinds = scan(f, where=where)
-        for path in sorted(kinds, key=natural_key):
-            parts = path.split("/")
-            if len(parts) > MAX_GROUP_DEPTH:
-                raise LimitExceededError(f"HDF5 groups nest deeper than {MAX_GROUP_DEPTH} levels", path=where)
-            _place(f, root, parts, kinds[path], where=where)
-    _check_unique_names(root, where)
-    return root
-
-
-def _check_unique_names(node: SaveableNode, where: str) -> None:
-    """Two layers of one model may not carry the same real name (weights are matched by it)."""
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        seen: dict[str, str] = {}
-        for layer in item.layers:
-            if layer.real_name is not None:
-                if layer.real_name in seen:
-                    raise InputError(f"HDF5 groups '/{seen[layer.real_name]}' and '/{layer.path}' both hold the "
-                                     f"layer '{layer.real_name}'", path=where,
-                                     hint="Keras names each layer once; the file is corrupt or was not written by Keras")
-                seen[layer.real_name] = layer.path
-            stack.append(layer)
-
-
-def _place(f, root: SaveableNode, parts: list[str], kind: str, *, where: str) -> None:
-    """Put one object of a Keras 3 weights file in the tree by its path."""
-    node = root
-    i = 0
-    while i < len(parts):
-        part = parts[i]
-        last = i == len(parts) - 1
-        if part in LAYER_CONTAINERS:
-            if last:
-                if kind != "group":
-                    raise InputError(f"HDF5 entry '/{'/'.join(parts)}' should be a group of layers", path=where)
-                return
-            key = parts[i + 1]
-            found = node.layer_index.get(key)
-            if found is None:
-                found = SaveableNode(key, "/".join(parts[: i + 2]), None)
-                node.layers.append(found)
-                node.layer_index[key] = found
-            node = found
-            i += 2
-            continue
-        if part == "vars":
-            if last:
-                if kind == "group" and node.real_name is None:
-                    real = _vars_name(f, "/".join(parts), where=where)
-                    if isinstance(real, str):
-                        check_layer_name(real, f"/{'/'.join(parts)}@name", where=where, keras3=True)
-                        node.real_name = real
-                return
-            if kind == "dataset" and i + 2 == len(parts):
-                key = parts[i + 1]
-                if all(v.name != key for v in node.variables):
-                    node.variables.append(_fast_dataset_info(f, "/".join(parts), key, where=where))
-            return
-        if node is root and part in _SKIPPED_OBJECTS:
-            return
-        found = node.objects.get(part)
-        if found is None:
-            found = SaveableNode(part, "/".join(parts[: i + 1]), None)
-            node.objects[part] = found
-        node = found
-        i += 1
+# The Keras 3 layout's reader lives in its own module; these names stay importable from here.
+from archdiff.read.hdf5_keras3 import (  # noqa: E402,F401
+    LAYER_CONTAINERS, SaveableNode, has_keras3_layout, natural_key, read_keras3_tree)
