@@ -34,6 +34,8 @@ MAX_YAML_NODES = 1_000_000
 #: nothing allocated, or a compression bomb) is refused, as Keras refuses it.
 DATASET_BOMB_FLOOR_BYTES = 256 * 1024 * 1024
 DATASET_MAX_EXPANSION = 1000
+#: Bytes copied from a stream (stdin, a pipe, a FIFO) or a git blob into a temporary file to read it.
+MAX_STREAM_BYTES = 16 * 1024 * 1024 * 1024
 #: Largest HDF5 attribute archdiff reads (model_config, layer_names ...), in bytes.
 MAX_ATTR_BYTES = MAX_CONFIG_BYTES
 #: Deepest group nesting walked in a Keras 3 weights file.

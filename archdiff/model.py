@@ -141,6 +141,14 @@ class Source:
     backend: str | None = None
     #: "keras3" or "keras2": the config dialect, where there is a config.
     dialect: str | None = None
+    #: What the user named when ``path`` is archdiff's copy of it: ``<stdin>``, ``HEAD~1:models/m.keras``,
+    #: ``/dev/fd/63``. Reports show it; readers and writers open ``path``.
+    label: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """The name reports give this input."""
+        return self.label or self.path
 
 
 @dataclass(frozen=True)

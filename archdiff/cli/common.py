@@ -8,8 +8,11 @@ from typing import Any
 from archdiff.errors import UsageError
 
 
-def add_model_args(parser, name: str = "model", help_text: str = "model file or package.module:callable") -> None:
+def add_model_args(parser, name: str = "model",
+                   help_text: str = "model file, - (stdin), REV:PATH (git) or package.module:callable") -> None:
     parser.add_argument(name, help=help_text)
+    parser.add_argument("--input-format", choices=("keras", "h5", "weights.h5", "json", "yaml"),
+                        help="the format of a model read from stdin or a pipe (default: from its content)")
     parser.add_argument("--arg", dest="factory_args", action="append", default=[], metavar="KEY=VALUE",
                         help="keyword argument for a module:callable factory (value read as JSON, else text)")
 
@@ -30,7 +33,8 @@ def factory_kwargs(pairs: list[str]) -> dict[str, Any]:
 def load_model(args, attr: str = "model"):
     from archdiff.read import load
 
-    return load(getattr(args, attr), factory_kwargs=factory_kwargs(getattr(args, "factory_args", [])))
+    return load(getattr(args, attr), factory_kwargs=factory_kwargs(getattr(args, "factory_args", [])),
+                input_format=getattr(args, "input_format", None))
 
 
 def emit(text: str, stream=None) -> None:

@@ -150,7 +150,7 @@ def diff(a: Architecture, b: Architecture, options: DiffOptions | None = None) -
 def _info(arch: Architecture) -> ModelInfo:
     totals = param_totals(arch)
     return ModelInfo(
-        path=arch.source.path, format=arch.source.format, keras_version=arch.source.keras_version,
+        path=arch.source.shown, format=arch.source.format, keras_version=arch.source.keras_version,
         dialect=arch.source.dialect, name=arch.name, class_name=arch.class_name,
         has_topology=arch.has_topology, has_weights=arch.has_weights, layers=len(arch.layers),
         total_params=totals[0] if totals else None, trainable_params=totals[1] if totals else None,

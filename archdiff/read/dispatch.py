@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import re
 import stat
+from dataclasses import replace
 from typing import Any, Mapping
 
 from archdiff.errors import InputError, UnsupportedFormatError
 from archdiff.model import Architecture
 from archdiff.read.assemble import name_positional_weights
+from archdiff.read.inputs import looks_like_git_spec, resolve
 from archdiff.read.contain import contained
 from archdiff.read.documents import from_config_document, read_json_file, read_yaml_file
 from archdiff.read.keras3_h5 import read_sharded
@@ -35,14 +37,20 @@ _FACTORY_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 def load(spec: str | os.PathLike, *, factory_kwargs: Mapping[str, Any] | None = None,
-         infer_shapes: bool = True) -> Architecture:
+         infer_shapes: bool = True, input_format: str | None = None) -> Architecture:
     """Read a model file or factory spec into an :class:`Architecture`.
 
     ``factory_kwargs`` are passed to a ``module:callable`` factory.
     ``infer_shapes`` fills output shapes (and, for config-only inputs, weight
-    specs) from the configs where the file does not record them.
+    specs) from the configs where the file does not record them. ``-``
+    (stdin), pipes, FIFOs and git ``REV:PATH`` specs are read through a bounded
+    temporary copy (:mod:`archdiff.read.inputs`); ``input_format`` names their
+    format when the content should not decide.
     """
     text = os.fspath(spec)
+    label = None
+    if text == "-" or looks_like_git_spec(text) or os.path.exists(text):
+        text, label = resolve(text, input_format)
     if not os.path.lexists(text) and _FACTORY_SPEC.match(text):
         from archdiff.read.factory import load_factory
 
@@ -54,6 +62,8 @@ def load(spec: str | os.PathLike, *, factory_kwargs: Mapping[str, Any] | None = 
         arch = _infer(arch)
         if arch.has_weights:
             arch = name_positional_weights(arch)
+    if label is not None:
+        arch = replace(arch, source=replace(arch.source, label=label))
     return arch
 
 
