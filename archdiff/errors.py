@@ -6,6 +6,8 @@ what was expected and what to do.
 """
 from __future__ import annotations
 
+from typing import Any
+
 
 class ArchdiffError(Exception):
     """Base of every error archdiff raises on purpose."""
@@ -18,7 +20,7 @@ class ArchdiffError(Exception):
         self.hint = hint
         super().__init__(self.one_line())
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         # Errors cross a process boundary (archdiff.read.contain): keep the path and the hint.
         return _rebuild, (type(self), self.message, self.path, self.hint)
 
@@ -34,7 +36,7 @@ class ArchdiffError(Exception):
         return " ".join(text.split()) + "."
 
 
-def _rebuild(cls: type, message: str, path: str | None, hint: str | None) -> ArchdiffError:
+def _rebuild(cls: type[ArchdiffError], message: str, path: str | None, hint: str | None) -> ArchdiffError:
     return cls(message, path=path, hint=hint)
 
 

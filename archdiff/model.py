@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Union
+
+#: A tensor shape as Keras writes it: dimensions, None where unknown (the batch).
+Shape = tuple[Union[int, None], ...]
 
 #: Layer classes that are models themselves (their config holds ``layers``).
 MODEL_CLASSES = frozenset({"Functional", "Model", "Sequential"})
@@ -26,7 +29,7 @@ class TensorRef:
     node_index: int = 0
     tensor_index: int = 0
 
-    def to_list(self) -> list:
+    def to_list(self) -> list[Any]:
         return [self.layer, self.node_index, self.tensor_index]
 
 
@@ -36,7 +39,7 @@ class Call:
 
     inputs: tuple[TensorRef, ...]
     #: Shapes of the received tensors where the config records them (Keras 3).
-    input_shapes: tuple[tuple | None, ...] = ()
+    input_shapes: tuple[Shape | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class WeightSpec:
             n *= int(d)
         return n
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "shape": list(self.shape),
@@ -94,7 +97,7 @@ class Layer:
     #: Keras' ``layer.trainable``; None where the input does not record it (a weights-only file).
     trainable: bool | None = True
     #: One shape per output tensor, where known.
-    output_shapes: tuple[tuple, ...] | None = None
+    output_shapes: tuple[Shape, ...] | None = None
     is_model: bool = False
     #: A Keras 3 operation on symbolic tensors (``x + y``, ``keras.ops.*``): a node of the graph with no
     #: variables, which Keras' ``model.layers`` does not list.
@@ -110,7 +113,7 @@ class Layer:
         return sum(w.size for w in self.weights)
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> Shape | list[Shape] | None:
         """The output shape as Keras prints it: one shape, or a list of them."""
         if not self.output_shapes:
             return None
@@ -124,10 +127,10 @@ class InputSpec:
     """A model input: its name, shape and dtype where the config says."""
 
     name: str
-    shape: tuple | None
+    shape: Shape | None
     dtype: str | None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "shape": None if self.shape is None else list(self.shape), "dtype": self.dtype}
 
 
@@ -166,7 +169,7 @@ class ParamCounts:
     non_trainable: int | None
     non_trainable_at_least: int | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "total_params": self.total,
             "trainable_params": self.trainable,

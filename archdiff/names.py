@@ -24,7 +24,7 @@ OPERATION_MODULE_PREFIXES = ("keras.src.ops.", "keras.ops.")
 
 def is_operation_module(module: str | None) -> bool:
     """Whether a config entry's ``module`` is a Keras 3 operation's, which ``model.layers`` leaves out."""
-    return bool(module) and (module + ".").startswith(OPERATION_MODULE_PREFIXES)
+    return module is not None and (module + ".").startswith(OPERATION_MODULE_PREFIXES)
 
 
 def canonical_class(class_name: str) -> str:
