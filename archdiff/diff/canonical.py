@@ -27,10 +27,10 @@ with a default value and the other side leaves out (Keras 3.15 added
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
 from typing import Any, Mapping
 
+from archdiff.names import CLASS_ALIASES, canonical_class, snake_case  # noqa: F401 (re-exported)
 from archdiff.model import MODEL_CLASSES, Architecture, Layer
 
 #: Keys removed at any depth by default: bookkeeping, not architecture.
@@ -65,14 +65,11 @@ KNOWN_DEFAULTS: Mapping[str, Any] = {
 }
 #: Serialized dtype policies (Keras 3 objects, Keras 2 mixed-precision policies).
 POLICY_CLASSES = frozenset({"DTypePolicy", "FloatDTypePolicy", "Policy"})
-#: Class names that mean the same thing in both dialects.
-CLASS_ALIASES = {"Model": "Functional"}
-
 _MISSING = object()
 
 
 def class_of(layer: Layer) -> str:
-    return CLASS_ALIASES.get(layer.class_name, layer.class_name)
+    return canonical_class(layer.class_name)
 
 
 def class_known(class_name: str) -> bool:
@@ -198,8 +195,6 @@ def dumps(value: Any) -> str:
 
 
 # -- Keras auto names ----------------------------------------------------------------
-_SNAKE_1 = re.compile(r"(.)([A-Z][a-z]+)")
-_SNAKE_2 = re.compile(r"([a-z])([A-Z])")
 #: Auto-name stems Keras uses besides the snake-cased class name.
 _EXTRA_STEMS = {
     "InputLayer": ("input",),
@@ -207,12 +202,6 @@ _EXTRA_STEMS = {
     "Model": ("model", "functional"),
 }
 
-
-def snake_case(class_name: str) -> str:
-    """Keras' ``to_snake_case``: ``Conv2D`` -> ``conv2d``, ``BatchNormalization`` -> ``batch_normalization``."""
-    name = re.sub(r"\W+", "", class_name)
-    name = _SNAKE_1.sub(r"\1_\2", name)
-    return _SNAKE_2.sub(r"\1_\2", name).lower()
 
 
 #: For weights-only files that do not record classes: the auto-name stems of layers that hold weights.

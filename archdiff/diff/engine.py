@@ -24,6 +24,7 @@ from archdiff.diff.kinds import (class_changed, classify, config_changed, inputs
 from archdiff.diff.matching import match_layers
 from archdiff.diff.options import DiffOptions
 from archdiff.diff.result import ArchDiff, Change, Edge, IOChange, LayerDiff, LayerEntry, ModelInfo
+from archdiff.names import canonical_class
 from archdiff.model import Architecture, Layer
 
 
@@ -403,7 +404,7 @@ class _Differ:
 
 
 def class_of_name(name: str) -> str:
-    return "Functional" if name == "Model" else name
+    return canonical_class(name)
 
 
 def _call_text(layer: Layer, renames: dict[str, str] | None = None) -> list[str]:

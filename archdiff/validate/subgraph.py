@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archdiff.errors import UsageError
+from archdiff.names import same_class
 from archdiff.model import Architecture
 from archdiff.validate.rebuilding import entry_name, strip_versions
 
@@ -165,7 +166,7 @@ def shared_subgraph(target: Architecture, source: Architecture, pairs: dict[str,
             continue
         src = src_top[src_path]
         reason = None
-        if src.class_name != layer.class_name and {src.class_name, layer.class_name} != {"Model", "Functional"}:
+        if not same_class(src.class_name, layer.class_name):
             reason = f"class {layer.class_name} in the target, {src.class_name} in the source"
         elif len(src.calls) != len(layer.calls):
             reason = f"called {len(layer.calls)} time(s) in the target, {len(src.calls)} in the source"
