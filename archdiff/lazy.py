@@ -83,6 +83,8 @@ def select_backend(name: str | None) -> str:
     """
     if name is not None and name not in BACKENDS:
         raise UsageError(f"--backend '{name}' is not one of {', '.join(BACKENDS)}")
+    # Keras on JAX or PyTorch still loads TensorFlow where it is installed (keras.utils.set_random_seed does).
+    _quiet()
     loaded = loaded_backend()
     if loaded is not None:
         if name is not None and loaded != name:

@@ -87,6 +87,8 @@ def _run_worker(folder: str, name: str, target, weights, source, options: Valida
         "target": target, "weights": weights, "source": source, "format": fmt,
         "options": options.with_changes(backend=name, backends=(), save_reference=ref).to_dict(),
         "report_json": os.path.join(folder, f"{name}.json"), "report_text": os.path.join(folder, f"{name}.{fmt}"),
+        # The reference is this comparison's own temporary file: not one the user asked for.
+        "internal_reference": True,
     }
     job_path = os.path.join(folder, f"{name}.job.json")
     with open(job_path, "w", encoding="utf-8") as fh:
@@ -154,7 +156,8 @@ def compare_backends(backends, refs, options: ValidateOptions) -> AgreementCheck
                               reason=f"{len(failures)} disagreement(s) across {', '.join(backends)}")
     largest = max((c["max_abs_diff"] or 0.0) for c in comparisons) if comparisons else 0.0
     others = ", ".join(name for name, _ in loaded[1:])
+    verb = "agrees" if len(loaded) == 2 else "agree"
     batch = next(iter(base.inputs.values())).shape[0] if base.inputs else 0
     return AgreementCheck(status=PASS, baseline=baseline, comparisons=tuple(comparisons),
-                          reason=f"{others} agree(s) with {baseline} on {len(base.outputs)} output(s) of the same "
+                          reason=f"{others} {verb} with {baseline} on {len(base.outputs)} output(s) of the same "
                                  f"seeded batch of {batch} (max |diff| {largest:.3g})")

@@ -64,7 +64,7 @@ def _stage_costs(options: ValidateOptions, source: bool) -> list[tuple[str, floa
     stages = [("rebuild", 1.0)]
     if source:
         stages += [("weights arrived", 0.5), ("outputs", 2.0)]
-    if options.reference:
+    if options.reference or options.save_reference:
         stages.append(("reference", 0.5))
     if options.finetune:
         steps = options.epochs * max(1, math.ceil(options.samples / max(1, options.batch_size)))

@@ -247,6 +247,8 @@ def compare_with_reference(model, reference: Reference, tolerances: Tolerances) 
     where = recorded.get("framework") or "?"
     if recorded.get("keras_version"):
         where += f" {recorded['keras_version']}"
+    if recorded.get("backend"):
+        where += f" on {recorded['backend']}"
     if failures:
         status, reason = FAIL, (f"{len(failures)} of {len(results)} output(s) differ from the reference "
                                 f"(recorded with {where})")

@@ -177,7 +177,8 @@ def _freeze_line(report: ValidationReport) -> str:
     fr = report.finetune.freeze
     mode = fr.get("mode")
     n = fr.get("layer_count", 0)
-    names = ", ".join(fr.get("layers") or [])
+    shown = list(fr.get("layers") or [])
+    names = ", ".join(shown[:8]) + (f", ... and {n - 8} more" if n > 8 else "")
     if mode == "until":
         first = fr.get("first_trainable")
         return (f"model.layers[:{fr.get('index')}] (--freeze-until {fr.get('until')}; first trainable layer: "

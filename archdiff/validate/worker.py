@@ -29,6 +29,10 @@ def main(argv=None) -> int:
 
         options = ValidateOptions.from_dict(job["options"])
         report = validate(job["target"], job.get("weights"), job.get("source"), options, progress=None)
+        if job.get("internal_reference"):
+            import dataclasses
+
+            report = dataclasses.replace(report, saved_reference=None)
         write_text(job["report_json"], render(report, "json"))
         write_text(job["report_text"], render(report, job.get("format") or "text", colour=False)
                    if job.get("format") == "text" else render(report, job.get("format") or "text"))
