@@ -34,7 +34,7 @@ _BACKEND_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 BACKEND_INSTALL_HINTS = {
     "tensorflow": "install it with: pip install 'archdiff[tensorflow]'",
     "jax": "install it with: pip install 'archdiff[jax]' (CPU; for CUDA: pip install 'jax[cuda12]')",
-    "torch": "install it with: pip install torch (CPU wheels: --index-url https://download.pytorch.org/whl/cpu)",
+    "torch": "install it with: pip install torch (a CPU build is enough)",
 }
 #: Top-level module names that mean "a heavy framework is being imported".
 FRAMEWORK_MODULES = ("keras", "tensorflow", "tf_keras", "jax", "jaxlib", "torch")
