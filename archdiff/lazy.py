@@ -118,8 +118,13 @@ def require_keras() -> Any:
     try:
         import keras  # noqa: F401
     except ImportError as exc:
-        raise MissingDependencyError(f"this needs TensorFlow/Keras, which is not installed ({exc.name})",
-                                     hint=INSTALL_HINT) from None
+        backend = os.environ.get("KERAS_BACKEND") or "tensorflow"
+        if exc.name in (None, "keras", "tensorflow") or backend not in BACKENDS:
+            raise MissingDependencyError(f"this needs TensorFlow/Keras, which is not installed ({exc.name})",
+                                         hint=INSTALL_HINT) from None
+        # Keras is there, but its backend could not load: say which backend and what it lacks.
+        raise MissingDependencyError(f"Keras could not load its {backend} backend: the module '{exc.name}' is "
+                                     "missing", hint=BACKEND_INSTALL_HINTS[backend]) from None
     return keras
 
 

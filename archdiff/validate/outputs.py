@@ -383,7 +383,10 @@ def _run_pair(t_sub, s_sub, feed) -> list[tuple[np.ndarray, np.ndarray]]:
     s_out = s_sub(feed, training=False)
     t_out = t_out if isinstance(t_out, (list, tuple)) else [t_out]
     s_out = s_out if isinstance(s_out, (list, tuple)) else [s_out]
-    return [(np.asarray(a), np.asarray(b)) for a, b in zip(t_out, s_out)]
+    from archdiff.validate.reference import to_numpy
+
+    # to_numpy, not np.asarray: a PyTorch tensor that requires grad refuses the latter.
+    return [(to_numpy(a), to_numpy(b)) for a, b in zip(t_out, s_out)]
 
 
 def _compare_one(ref: Ref, source_layer: str, a: np.ndarray, b: np.ndarray, tolerances: Tolerances,
