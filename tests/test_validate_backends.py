@@ -92,6 +92,8 @@ def test_the_guides_scenario_passes_every_check_on_tensorflow_and_jax(guide):
                               "--format", "json")
     assert code == 0, out + err
     data = json.loads(out)
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(data, json.loads((ROOT / "archdiff" / "schemas" / "validate.schema.json").read_text()))
     assert data["kind"] == "backends" and data["backends"] == ["tensorflow", "jax"]
     for name in ("tensorflow", "jax"):
         report = data["reports"][name]
