@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import textwrap
 import time
 
-from bench.common import CACHE, ENV, PYTHON, archdiff_argv, row, run_python, time_python
+from bench.common import CACHE, ENV, archdiff_argv, row, run_python, time_python
 
 _SOURCE = """
     import keras
@@ -41,7 +42,7 @@ def _cached(name: str, code: str):
     out = CACHE / name
     if not out.exists():
         tmp = out.with_name(out.name + ".part.keras")
-        run_python(f"OUT = {str(tmp)!r}\n" + code)
+        run_python(f"OUT = {str(tmp)!r}\n" + textwrap.dedent(code))
         tmp.rename(out)
     return out
 

@@ -7,9 +7,8 @@ from unittest import mock
 
 import pytest
 
-from archdiff.validate.devices import (DEFAULT, MIRRORED, MULTI_WORKER, ONE_DEVICE, StepTimes, cluster_size,
-                                       plan_devices)
 from archdiff.errors import UsageError
+from archdiff.validate.devices import DEFAULT, MIRRORED, MULTI_WORKER, ONE_DEVICE, StepTimes, cluster_size, plan_devices
 
 GPU0 = "/device:GPU:0"
 GPU1 = "/device:GPU:1"
@@ -156,11 +155,11 @@ def test_make_strategy_builds_what_the_plan_names(tf):
 def test_validate_reports_the_mirrored_gpu_path(tf, tmp_path, monkeypatch):
     """Two (mocked) GPUs: validate picks MirroredStrategy and reports it; the steps run on the CPU here."""
     import keras
+    from test_validate_support import fast_options, target_model
 
     import archdiff.validate.finetuning as finetuning
-    from archdiff.validate import finetune
     from archdiff.read import load
-    from test_validate_support import fast_options, target_model
+    from archdiff.validate import finetune
 
     keras.utils.set_random_seed(0)
     target_model(keras).save(tmp_path / "t.keras")
@@ -205,11 +204,11 @@ def test_validate_reports_the_mirrored_gpu_path(tf, tmp_path, monkeypatch):
 def test_the_mixed_precision_path_trains(tf, tmp_path):
     """What --mixed-precision does on a GPU, forced here on the CPU: float16 compute, float32 head, loss scaling."""
     import keras
+    from test_validate_support import fast_options, target_model
 
-    from archdiff.validate.devices import DevicePlan
     from archdiff.read import load
     from archdiff.validate import finetune
-    from test_validate_support import fast_options, target_model
+    from archdiff.validate.devices import DevicePlan
 
     keras.utils.set_random_seed(0)
     target_model(keras).save(tmp_path / "t.keras")
@@ -230,12 +229,12 @@ def test_every_model_is_built_and_trained_inside_a_real_strategys_scope(tf, tmp_
     synchronized by no strategy (under MirroredStrategy: one GPU's copy only).
     """
     import keras
+    from test_validate_support import fast_options, target_model
 
     import archdiff.validate.finetuning as finetuning
     from archdiff.read import load
     from archdiff.validate import devices, finetune
     from archdiff.validate.devices import DevicePlan
-    from test_validate_support import fast_options, target_model
 
     keras.utils.set_random_seed(0)
     path = str(tmp_path / "t.keras")
@@ -268,8 +267,14 @@ def test_every_model_is_built_and_trained_inside_a_real_strategys_scope(tf, tmp_
 
 
 # -- JAX and PyTorch: the choice with their device lists mocked -------------------------------------
-from archdiff.validate.devices import (DATA_PARALLEL, DEVICE_SCOPE, GpuInfo, _detect_jax,  # noqa: E402
-                                       _detect_tensorflow, _detect_torch)
+from archdiff.validate.devices import (  # noqa: E402
+    DATA_PARALLEL,
+    DEVICE_SCOPE,
+    GpuInfo,
+    _detect_jax,
+    _detect_tensorflow,
+    _detect_torch,
+)
 
 
 @pytest.mark.parametrize("backend, gpus, strategy, replicas, devices", [

@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_validate_support import make_files
 
 pytestmark = pytest.mark.tensorflow

@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 from archdiff.errors import MissingDependencyError, UsageError
-from archdiff.validate.comparator import EPSILON, Tolerances, compare_arrays, cosine_similarity, parse_per_output, tolerance
+from archdiff.validate.comparator import (
+    EPSILON,
+    Tolerances,
+    compare_arrays,
+    cosine_similarity,
+    parse_per_output,
+    tolerance,
+)
 
 
 # -- the comparator ---------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_validate_support import fast_options, randomize
 
 pytestmark = pytest.mark.tensorflow

@@ -10,8 +10,10 @@ BatchNormalization in inference mode, so its moving statistics stay as
 transferred) and trains at that low rate. On the built-in task the same
 target is also trained from scratch with the same budget: the transfer gain.
 
-Every model is built, compiled and trained inside the ``tf.distribute``
-strategy's scope (:mod:`archdiff.validate.devices` chooses it). Progress
+Every model is built, compiled and trained inside the scope of what
+:mod:`archdiff.validate.devices` chose for the backend (a ``tf.distribute``
+strategy, a ``keras.distribution``, a ``keras.device``). Each output is
+trained with the loss :mod:`archdiff.validate.heads` chose for it. Progress
 goes to :class:`archdiff.progress.Progress`; what the check found is
 returned as a :class:`~archdiff.validate.report.FinetuneCheck`. Named
 ``finetuning`` rather than ``finetune`` so that the package's ``finetune``

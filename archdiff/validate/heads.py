@@ -8,7 +8,7 @@ output this module decides, from the layer that produces it and its units
 | --- | --- | --- |
 | softmax (``Dense(activation="softmax")``, ``Softmax``) | classes | sparse categorical cross-entropy |
 | sigmoid | binary (or multi-label) | binary cross-entropy |
-| one linear unit (the transfer-learning guide's ``Dense(1)``) | binary, logits | ``BinaryCrossentropy(from_logits=True)`` |
+| one linear unit (the guide's ``Dense(1)``) | binary, logits | ``BinaryCrossentropy(from_logits=True)`` |
 | several linear units | classes, logits | sparse categorical cross-entropy from logits |
 | any other activation (relu, tanh ...) | regression | mean squared error |
 

@@ -4,7 +4,12 @@ The part the two models share from their inputs (:mod:`archdiff.validate.subgrap
 is cut out of both configs, the source's at the target's input size, and
 rebuilt on its own; the target's part takes the values of the live,
 OUT-loaded model, the source's the values stored in the source file. Each
-frontier output is compared with ``allclose`` semantics (``atol``/``rtol``).
+frontier output is compared as NVIDIA Polygraphy compares
+(:mod:`~archdiff.validate.comparator`: per-output tolerances, an error
+statistic, the figures). Where the target holds a nested model whose layers
+pair with the source's (a flat base ported into the guide's nested
+``xception``), the inside of that model is compared with the source's part
+from its inputs, as a scope of its own.
 When a part cannot run (a layer that does not work at the target's size),
 the comparison steps back to the outputs that can. When outputs differ,
 the first divergent layers are named: shared layers whose outputs differ
@@ -18,11 +23,19 @@ import numpy as np
 
 from archdiff.errors import ArchdiffError
 from archdiff.model import Architecture
+from archdiff.validate.comparator import DEFAULT_ATOL, DEFAULT_RTOL, Tolerances, compare_arrays
 from archdiff.validate.live import FileValues, is_model, layer_vars, live_layers, pair_variables
 from archdiff.validate.rebuilding import rebuild
-from archdiff.validate.comparator import DEFAULT_ATOL, DEFAULT_RTOL, Tolerances, compare_arrays
-from archdiff.validate.report import (FAIL, MAX_LISTED, NOT_COMPARED, PASS, SKIPPED, OutputResult, OutputsCheck,
-                                      output_result)
+from archdiff.validate.report import (
+    FAIL,
+    MAX_LISTED,
+    NOT_COMPARED,
+    PASS,
+    SKIPPED,
+    OutputResult,
+    OutputsCheck,
+    output_result,
+)
 from archdiff.validate.subgraph import SharedGraph, shared_subgraph, sub_config
 
 #: Outputs tried one by one, at most, when the whole frontier cannot be rebuilt at once.
