@@ -90,7 +90,7 @@ def test_budgets_fill_what_is_not_given_and_explicit_values_win():
     from archdiff.validate.options import BUDGETS, ValidateOptions
 
     quick = ValidateOptions.for_budget("quick")
-    assert (quick.epochs, quick.samples, quick.compare_batch, quick.scratch) == (2, 32, 2, False)
+    assert (quick.epochs, quick.samples, quick.compare_batch, quick.scratch) == (2, 16, 2, False)
     assert ValidateOptions.for_budget("standard") == ValidateOptions(budget="standard")  # today's defaults
     full = ValidateOptions.for_budget("full", epochs=3)
     assert full.epochs == 3 and full.unfreeze_lr == BUDGETS["full"]["unfreeze_lr"]
@@ -109,7 +109,7 @@ def test_cli_budget_and_tolerance_options():
                                       "out:1e-2", "--check-error-stat", "median", "--allow-skip",
                                       "outputs,finetune", "--loss", "score:mse"])
     options = options_from(args)
-    assert (options.budget, options.epochs, options.samples, options.atol) == ("quick", 3, 32, 1e-4)
+    assert (options.budget, options.epochs, options.samples, options.atol) == ("quick", 3, 16, 1e-4)
     assert options.output_atol == (("out", 1e-2),) and options.check_error_stat == "median"
     assert options.allow_skip == ("outputs", "finetune") and options.loss == (("score", "mse"),)
     with pytest.raises(SystemExit):

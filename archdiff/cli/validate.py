@@ -77,7 +77,7 @@ def register(sub) -> None:
                    help="validate on each backend in its own process (e.g. tensorflow,jax) and compare their outputs "
                         "on the same seeded batch")
     g.add_argument("--budget", choices=("quick", "standard", "full"), default="standard",
-                   help="quick: a ResNet50-sized port in about a minute on 2 CPU cores (2 epochs of 32 images, batch "
+                   help="quick: a ResNet50-sized port in about a minute on 2 CPU cores (2 epochs of 16 images, batch "
                         "2 compared, no from-scratch baseline); standard (default): 4 epochs of 256; full: 8 epochs "
                         "of 1024, an unfrozen second stage. Options given explicitly win")
     g.add_argument("--allow-skip", dest="allow_skip", action="append", default=[], metavar="CHECK",
@@ -126,9 +126,9 @@ def register(sub) -> None:
     g.add_argument("--rescale", type=_float, metavar="FACTOR",
                    help="multiply --data DIR pixels by FACTOR (default 1/255)")
     g.add_argument("--samples", type=_positive_int,
-                   help="training samples of the built-in or random task (budget: 32, 256, 1024)")
+                   help="training samples of the built-in or random task (budget: 16, 256, 1024)")
     g.add_argument("--test-samples", type=_positive_int,
-                   help="held-out samples of the built-in or random task (budget: 32, 512, 1024)")
+                   help="held-out samples of the built-in or random task (budget: 16, 512, 1024)")
     g.add_argument("--no-scratch", dest="scratch", action="store_const", const=False, default=None,
                    help="built-in task: skip the from-scratch baseline (budget quick: skipped)")
     g.add_argument("--seed", type=int, default=0, help="seed for data, initialization and the compared batch")

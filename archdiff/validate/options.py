@@ -23,7 +23,7 @@ OPTIONAL_CHECKS = ("reference", "backends")
 
 #: Each budget's values for the options that cost time and memory.
 BUDGETS: dict[str, dict] = {
-    "quick": {"epochs": 2, "batch_size": 8, "samples": 32, "test_samples": 32, "compare_batch": 2,
+    "quick": {"epochs": 2, "batch_size": 8, "samples": 16, "test_samples": 16, "compare_batch": 2,
               "scratch": False, "unfreeze_lr": None},
     "standard": {"epochs": 4, "batch_size": 32, "samples": 256, "test_samples": 512, "compare_batch": 8,
                  "scratch": True, "unfreeze_lr": None},
