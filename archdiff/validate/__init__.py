@@ -17,7 +17,7 @@ module holds them:
   Polygraphy does), :mod:`~archdiff.validate.reference` (saved references),
   :mod:`~archdiff.validate.heads` (the loss of each output).
 - :mod:`~archdiff.validate.devices` (device and strategy on each backend),
-  :mod:`~archdiff.validate.backends` and :mod:`~archdiff.validate.worker`
+  :mod:`~archdiff.validate.backends` and :mod:`~archdiff.cli.validate_worker`
   (``--backends``: one process per backend, their outputs compared) and
   :mod:`~archdiff.validate.synthetic` (the built-in task).
 

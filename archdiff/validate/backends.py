@@ -1,7 +1,7 @@
 """``--backends tensorflow,jax``: the same port validated on each backend, one process each, and compared.
 
 Keras 3 fixes its backend when it is first imported, so a process holds one:
-:func:`validate_on` runs :mod:`archdiff.validate.worker` once per backend
+:func:`validate_on` runs :mod:`archdiff.cli.validate_worker` once per backend
 (``KERAS_BACKEND`` set for it), each running every check and saving its
 seeded inputs and the model's outputs (a reference, as ``--save-reference``
 writes). This process never imports Keras: it reads the references back and
@@ -100,7 +100,7 @@ def _run_worker(folder: str, name: str, target, weights, source, options: Valida
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in [env.get("PYTHONPATH")] if p])
     try:
-        done = subprocess.run([sys.executable, "-m", "archdiff.validate.worker", job_path], env=env,
+        done = subprocess.run([sys.executable, "-m", "archdiff.cli.validate_worker", job_path], env=env,
                               stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True,
                               timeout=WORKER_TIMEOUT)
         code, err = done.returncode, done.stderr or ""

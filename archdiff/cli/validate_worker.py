@@ -1,4 +1,4 @@
-"""One backend's run for ``--backends``: ``python -m archdiff.validate.worker JOB.json``.
+"""One backend's run for ``--backends``: ``python -m archdiff.cli.validate_worker JOB.json``.
 
 :mod:`archdiff.validate.backends` writes the job (paths, options with
 ``backend`` and ``save_reference`` set, the report format) and starts this
@@ -19,7 +19,7 @@ def main(argv=None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        sys.stderr.write("archdiff: error: usage: python -m archdiff.validate.worker JOB.json\n")
+        sys.stderr.write("archdiff: error: usage: python -m archdiff.cli.validate_worker JOB.json\n")
         return 2
     try:
         with open(args[0], encoding="utf-8") as fh:
