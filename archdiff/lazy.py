@@ -1,22 +1,47 @@
-"""The one boundary to the heavy, optional frameworks: TensorFlow, Keras 3, tf-keras.
+"""The one boundary to the heavy, optional frameworks: TensorFlow, Keras 3, tf-keras, JAX, PyTorch.
 
-Every import of TensorFlow, Keras or tf-keras in archdiff goes through this
-module (in the spirit of Keras' own ``LazyModule``): it owns the install hint,
-the quiet start-up (TensorFlow's C++ log level) and the few places where
-archdiff needs a piece of Keras that has no public name. Nothing else in the
-package imports these frameworks, nor Keras' private ``keras.src``; a test
-(``tests/test_layout.py``) proves it, and another proves that the light
-commands never reach this module's imports.
+Every import of TensorFlow, Keras, tf-keras, JAX or PyTorch in archdiff goes
+through this module (in the spirit of Keras' own ``LazyModule``): it owns the
+install hints, the quiet start-up (TensorFlow's C++ log level), the choice of
+Keras' backend, and the few places where archdiff needs a piece of Keras that
+has no public name. Nothing else in the package imports these frameworks, nor
+Keras' private ``keras.src``; a test (``tests/test_layout.py``) proves it, and
+another proves that the light commands never reach this module's imports.
+
+**The backend.** Keras 3 fixes its backend (TensorFlow, JAX or PyTorch) once,
+when it is first imported, from ``KERAS_BACKEND`` (else ``~/.keras/keras.json``,
+else TensorFlow). :func:`select_backend` is the one place archdiff sets it,
+before that import; once Keras is loaded with another backend in this process
+it cannot change, and :func:`select_backend` says so in one line
+(:class:`BackendError`) rather than running on the wrong one.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
+import sys
 from typing import Any
 
-from archdiff.errors import MissingDependencyError
+from archdiff.errors import MissingDependencyError, UsageError
 
 #: How to get the frameworks when they are missing.
 INSTALL_HINT = "install it with: pip install 'archdiff[tensorflow]'"
+
+#: The Keras 3 backends archdiff can run on, and the module each one needs.
+BACKENDS = ("tensorflow", "jax", "torch")
+_BACKEND_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+BACKEND_INSTALL_HINTS = {
+    "tensorflow": "install it with: pip install 'archdiff[tensorflow]'",
+    "jax": "install it with: pip install 'archdiff[jax]' (CPU; for CUDA: pip install 'jax[cuda12]')",
+    "torch": "install it with: pip install torch (a CPU build is enough)",
+}
+#: Top-level module names that mean "a heavy framework is being imported".
+FRAMEWORK_MODULES = ("keras", "tensorflow", "tf_keras", "jax", "jaxlib", "torch")
+
+
+class BackendError(UsageError):
+    """Keras is already running on another backend in this process (it cannot switch)."""
 
 
 def _quiet() -> None:
@@ -24,14 +49,82 @@ def _quiet() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def backend_installed(name: str) -> bool:
+    """Whether the framework a backend needs can be imported here (without importing it)."""
+    module = _BACKEND_MODULE.get(name)
+    if module is None:
+        return False
+    if module in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def loaded_backend() -> str | None:
+    """The backend Keras runs on in this process, or None while Keras is not imported yet."""
+    keras = sys.modules.get("keras")
+    if keras is None:
+        return None
+    try:
+        return str(keras.backend.backend())
+    except Exception:  # noqa: BLE001 - a half-imported Keras: treat as not loaded
+        return None
+
+
+def select_backend(name: str | None) -> str:
+    """Make Keras run on backend ``name`` (None: whatever Keras would choose), before it is imported.
+
+    Returns the backend that will run. Raises :class:`BackendError` when Keras
+    was already imported with another backend in this process, and
+    :class:`~archdiff.errors.MissingDependencyError` (with the install hint)
+    when the backend's framework is not installed.
+    """
+    if name is not None and name not in BACKENDS:
+        raise UsageError(f"--backend '{name}' is not one of {', '.join(BACKENDS)}")
+    # Keras on JAX or PyTorch still loads TensorFlow where it is installed (keras.utils.set_random_seed does).
+    _quiet()
+    loaded = loaded_backend()
+    if loaded is not None:
+        if name is not None and loaded != name:
+            raise BackendError(
+                f"Keras was already imported in this process with the {loaded} backend, so it cannot run on {name}",
+                hint=f"run archdiff in a fresh process (or set KERAS_BACKEND={name} before anything imports Keras)")
+        return loaded
+    if name is None:
+        name = os.environ.get("KERAS_BACKEND") or None
+        if name is None:
+            return "tensorflow" if backend_installed("tensorflow") else next(
+                (b for b in BACKENDS if backend_installed(b)), "tensorflow")
+        if name not in BACKENDS:
+            raise UsageError(f"KERAS_BACKEND='{name}' is not one of {', '.join(BACKENDS)}")
+    if not backend_installed(name):
+        raise MissingDependencyError(f"the Keras backend '{name}' is not installed (no module "
+                                     f"'{_BACKEND_MODULE[name]}')", hint=BACKEND_INSTALL_HINTS[name])
+    # Keras reads this when it is first imported, and only then.
+    os.environ["KERAS_BACKEND"] = name
+    return name
+
+
 def require_keras() -> Any:
     """Import Keras 3, or say how to install it."""
     _quiet()
+    if "keras" not in sys.modules and not os.environ.get("KERAS_BACKEND") and not backend_installed("tensorflow"):
+        # Keras' own default is TensorFlow: where only JAX or PyTorch is installed (a GPU box), use that.
+        other = next((b for b in BACKENDS if backend_installed(b)), None)
+        if other is not None:
+            os.environ["KERAS_BACKEND"] = other
     try:
         import keras  # noqa: F401
     except ImportError as exc:
-        raise MissingDependencyError(f"this needs TensorFlow/Keras, which is not installed ({exc.name})",
-                                     hint=INSTALL_HINT) from None
+        backend = os.environ.get("KERAS_BACKEND") or "tensorflow"
+        if exc.name in (None, "keras", "tensorflow") or backend not in BACKENDS:
+            raise MissingDependencyError(f"this needs TensorFlow/Keras, which is not installed ({exc.name})",
+                                         hint=INSTALL_HINT) from None
+        # Keras is there, but its backend could not load: say which backend and what it lacks.
+        raise MissingDependencyError(f"Keras could not load its {backend} backend: the module '{exc.name}' is "
+                                     "missing", hint=BACKEND_INSTALL_HINTS[backend]) from None
     return keras
 
 
@@ -46,9 +139,32 @@ def require_tensorflow() -> Any:
     return tf
 
 
+def require_backend_module(name: str) -> Any:
+    """The framework module of a backend (``tensorflow``, ``jax``, ``torch``), or its install hint."""
+    if name == "tensorflow":
+        return require_tensorflow()
+    module = _BACKEND_MODULE.get(name)
+    if module is None:
+        raise UsageError(f"'{name}' is not one of {', '.join(BACKENDS)}")
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(f"the Keras backend '{name}' is not installed ({exc.name})",
+                                     hint=BACKEND_INSTALL_HINTS[name]) from None
+
+
+def backend_info() -> dict:
+    """What runs: ``{"backend", "backend_version", "keras_version"}`` (imports Keras)."""
+    keras = require_keras()
+    name = str(keras.backend.backend())
+    module = sys.modules.get(_BACKEND_MODULE.get(name, name))
+    return {"backend": name, "backend_version": str(getattr(module, "__version__", "") or ""),
+            "keras_version": str(getattr(keras, "__version__", ""))}
+
+
 def is_framework_module(module_name: str) -> bool:
     """Whether importing ``module_name`` means importing one of the heavy frameworks."""
-    return module_name.split(".")[0] in ("keras", "tensorflow", "tf_keras")
+    return module_name.split(".")[0] in FRAMEWORK_MODULES
 
 
 def legacy_model_from_config(document: dict) -> Any:
@@ -59,8 +175,6 @@ def legacy_model_from_config(document: dict) -> Any:
     when a future Keras moves the function.
     """
     require_keras()
-    import importlib
-
     saving_utils = importlib.import_module("keras.src.legacy.saving.saving_utils")
     return saving_utils.model_from_config(document)
 
@@ -73,6 +187,4 @@ def safe_mode_scope(safe: bool) -> Any:
     :func:`legacy_model_from_config` it has no public name in Keras 3.
     """
     require_keras()
-    import importlib
-
     return importlib.import_module("keras.src.saving.serialization_lib").SafeModeScope(safe)

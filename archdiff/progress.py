@@ -89,3 +89,58 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class StageProgress:
+    """One line per stage of a multi-stage job, with an estimate of the time left; on a terminal only.
+
+    ``StageProgress([("rebuild", 1.0), ("outputs", 2.0), ...], "archdiff validate")``: each stage has a
+    relative cost. ``start(name)`` writes ``archdiff validate [2/4] outputs: 3.1 s so far, about 6 s left``;
+    the estimate scales the time the finished stages took by the cost still ahead (none before the first
+    stage ends). Like :class:`Progress`, quiet when the stream is not a terminal or ``ARCHDIFF_NO_PROGRESS``
+    is set; ``seconds`` records what each stage took, shown or not.
+    """
+
+    def __init__(self, stages, label: str, *, stream=None, enabled: bool | None = None, clock=time.monotonic):
+        self.stages = [(str(name), max(float(cost), 1e-6)) for name, cost in stages]
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        if enabled is None:
+            enabled = Progress._is_terminal(self.stream) and not os.environ.get("ARCHDIFF_NO_PROGRESS")
+        self.enabled = bool(enabled)
+        self._clock = clock
+        self._start = clock()
+        self._current: str | None = None
+        self._current_start = self._start
+        self.seconds: dict[str, float] = {}
+
+    def estimate_left(self) -> float | None:
+        """Seconds still ahead, from the pace of the stages done so far (None before one is done)."""
+        done_cost = sum(cost for name, cost in self.stages if name in self.seconds)
+        if done_cost <= 0:
+            return None
+        left_cost = sum(cost for name, cost in self.stages if name not in self.seconds)
+        return sum(self.seconds.values()) / done_cost * left_cost
+
+    def line(self, name: str) -> str:
+        names = [n for n, _ in self.stages]
+        position = names.index(name) + 1 if name in names else len(names)
+        elapsed = self._clock() - self._start
+        left = self.estimate_left()
+        ahead = "estimating the time left" if left is None else f"about {left:.0f} s left"
+        return f"{self.label} [{position}/{len(names)}] {name}: {elapsed:.1f} s so far, {ahead}"
+
+    def start(self, name: str) -> None:
+        self.finish()
+        self._current, self._current_start = name, self._clock()
+        if self.enabled:
+            try:
+                self.stream.write(self.line(name) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                self.enabled = False
+
+    def finish(self) -> None:
+        if self._current is not None:
+            self.seconds[self._current] = round(self._clock() - self._current_start, 3)
+            self._current = None

@@ -7,9 +7,8 @@ from unittest import mock
 
 import pytest
 
-from archdiff.validate.devices import (DEFAULT, MIRRORED, MULTI_WORKER, ONE_DEVICE, StepTimes, cluster_size,
-                                       plan_devices)
 from archdiff.errors import UsageError
+from archdiff.validate.devices import DEFAULT, MIRRORED, MULTI_WORKER, ONE_DEVICE, StepTimes, cluster_size, plan_devices
 
 GPU0 = "/device:GPU:0"
 GPU1 = "/device:GPU:1"
@@ -85,8 +84,9 @@ def test_step_time_is_the_median_without_the_tracing_step():
 def test_plan_to_dict_round_trips_through_json():
     data = plan_devices("auto", gpus=(GPU0, GPU1), mixed_precision=True).to_dict()
     assert json.loads(json.dumps(data)) == {
-        "requested": "auto", "device": "gpu", "strategy": MIRRORED, "devices": [GPU0, GPU1], "replicas": 2,
-        "workers": 1, "mixed_precision": True, "notes": []}
+        "backend": "tensorflow", "requested": "auto", "device": "gpu", "strategy": MIRRORED,
+        "devices": [GPU0, GPU1], "device_kinds": [], "replicas": 2, "workers": 1, "mixed_precision": True,
+        "notes": []}
 
 
 # -- with TensorFlow's device lists mocked ---------------------------------------------------
@@ -155,11 +155,11 @@ def test_make_strategy_builds_what_the_plan_names(tf):
 def test_validate_reports_the_mirrored_gpu_path(tf, tmp_path, monkeypatch):
     """Two (mocked) GPUs: validate picks MirroredStrategy and reports it; the steps run on the CPU here."""
     import keras
+    from test_validate_support import fast_options, target_model
 
     import archdiff.validate.finetuning as finetuning
-    from archdiff.validate import finetune
     from archdiff.read import load
-    from test_validate_support import fast_options, target_model
+    from archdiff.validate import finetune
 
     keras.utils.set_random_seed(0)
     target_model(keras).save(tmp_path / "t.keras")
@@ -204,11 +204,11 @@ def test_validate_reports_the_mirrored_gpu_path(tf, tmp_path, monkeypatch):
 def test_the_mixed_precision_path_trains(tf, tmp_path):
     """What --mixed-precision does on a GPU, forced here on the CPU: float16 compute, float32 head, loss scaling."""
     import keras
+    from test_validate_support import fast_options, target_model
 
-    from archdiff.validate.devices import DevicePlan
     from archdiff.read import load
     from archdiff.validate import finetune
-    from test_validate_support import fast_options, target_model
+    from archdiff.validate.devices import DevicePlan
 
     keras.utils.set_random_seed(0)
     target_model(keras).save(tmp_path / "t.keras")
@@ -229,12 +229,12 @@ def test_every_model_is_built_and_trained_inside_a_real_strategys_scope(tf, tmp_
     synchronized by no strategy (under MirroredStrategy: one GPU's copy only).
     """
     import keras
+    from test_validate_support import fast_options, target_model
 
     import archdiff.validate.finetuning as finetuning
     from archdiff.read import load
     from archdiff.validate import devices, finetune
     from archdiff.validate.devices import DevicePlan
-    from test_validate_support import fast_options, target_model
 
     keras.utils.set_random_seed(0)
     path = str(tmp_path / "t.keras")
@@ -264,3 +264,144 @@ def test_every_model_is_built_and_trained_inside_a_real_strategys_scope(tf, tmp_
         assert len(variables) > len(model.weights)
         outside = [v.path for v in variables if not strategy.extended.variable_created_in_scope(v.value)]
         assert not outside, f"made outside the strategy's scope: {outside[:5]}"
+
+
+# -- JAX and PyTorch: the choice with their device lists mocked -------------------------------------
+from archdiff.validate.devices import (  # noqa: E402
+    DATA_PARALLEL,
+    DEVICE_SCOPE,
+    GpuInfo,
+    _detect_jax,
+    _detect_tensorflow,
+    _detect_torch,
+)
+
+
+@pytest.mark.parametrize("backend, gpus, strategy, replicas, devices", [
+    ("jax", (), DEFAULT, 1, ("cpu:0",)),
+    ("jax", ("gpu:0",), DEFAULT, 1, ("gpu:0",)),
+    ("jax", ("gpu:0", "gpu:1", "gpu:2", "gpu:3"), DATA_PARALLEL, 4, ("gpu:0", "gpu:1", "gpu:2", "gpu:3")),
+    ("torch", (), DEFAULT, 1, ("cpu",)),
+    ("torch", ("cuda:0",), DEFAULT, 1, ("cuda:0",)),
+    ("torch", ("cuda:0", "cuda:1"), DEVICE_SCOPE, 1, ("cuda:0",)),
+])
+def test_auto_on_jax_and_torch(backend, gpus, strategy, replicas, devices):
+    plan = plan_devices("auto", gpus=gpus, backend=backend)
+    assert (plan.strategy, plan.replicas, plan.devices, plan.backend) == (strategy, replicas, devices, backend)
+    assert plan.device == ("gpu" if gpus else "cpu")
+    if backend == "torch" and len(gpus) > 1:
+        assert "1 GPU(s) are left unused" in plan.notes[0]  # said, not silently ignored
+
+
+@pytest.mark.parametrize("backend, cpu", [("jax", "cpu:0"), ("torch", "cpu")])
+def test_cpu_beside_gpus_is_placed_explicitly_on_jax_and_torch(backend, cpu):
+    plan = plan_devices("cpu", gpus=("gpu:0" if backend == "jax" else "cuda:0",), backend=backend)
+    assert (plan.strategy, plan.devices) == (DEVICE_SCOPE, (cpu,))
+
+
+@pytest.mark.parametrize("backend, message", [("jax", r"JAX sees no GPU.*jax\.devices\(\)"),
+                                              ("torch", r"PyTorch sees no GPU.*torch\.cuda\.is_available\(\)")])
+def test_gpu_requested_without_one_names_the_backend(backend, message):
+    with pytest.raises(UsageError, match=message):
+        plan_devices("gpu", gpus=(), backend=backend)
+
+
+def test_tf_config_is_tensorflows_only():
+    tf_config = json.dumps({"cluster": {"worker": ["a:1", "b:1"]}})
+    plan = plan_devices("auto", gpus=("gpu:0",), tf_config=tf_config, backend="jax")
+    assert plan.workers == 1 and plan.strategy == DEFAULT
+    assert "configures TensorFlow only" in plan.notes[0]
+
+
+def test_mixed_precision_needs_a_gpu_with_fast_float16():
+    assert plan_devices("auto", gpus=("cuda:0",), backend="torch", mixed_precision=True,
+                        capability=(8, 0)).mixed_precision is True
+    old = plan_devices("auto", gpus=("cuda:0",), backend="torch", mixed_precision=True, capability=(6, 1))
+    assert old.mixed_precision is False and "compute capability 6.1" in old.notes[0]
+
+
+class _FakeJaxDevice:
+    def __init__(self, i, kind="NVIDIA H200"):
+        self.id, self.device_kind, self.compute_capability, self.platform = i, kind, "9.0", "gpu"
+
+
+def test_detect_reads_jax_devices():
+    class FakeJax:
+        def __init__(self, n):
+            self.n = n
+
+        def devices(self, kind=None):
+            if kind == "gpu" and not self.n:
+                raise RuntimeError("Unknown backend: 'gpu' requested, but no platforms that are instances of gpu")
+            return [_FakeJaxDevice(i) for i in range(self.n)]
+
+    assert _detect_jax(FakeJax(0)) == GpuInfo()
+    seen = _detect_jax(FakeJax(2))
+    assert seen == GpuInfo(names=("gpu:0", "gpu:1"), kinds=("NVIDIA H200", "NVIDIA H200"), capability=(9, 0))
+    plan = plan_devices("auto", gpus=seen.names, kinds=seen.kinds, backend="jax")
+    assert plan.strategy == DATA_PARALLEL and plan.to_dict()["device_kinds"] == ["NVIDIA H200", "NVIDIA H200"]
+
+
+def test_detect_reads_torch_cuda():
+    class Cuda:
+        def __init__(self, n):
+            self.n = n
+
+        def is_available(self):
+            return self.n > 0
+
+        def device_count(self):
+            return self.n
+
+        def get_device_name(self, i):
+            return "NVIDIA A100"
+
+        def get_device_capability(self, i):
+            return (8, 0)
+
+    class FakeTorch:
+        def __init__(self, n):
+            self.cuda = Cuda(n)
+
+    assert _detect_torch(FakeTorch(0)) == GpuInfo()
+    assert _detect_torch(FakeTorch(2)) == GpuInfo(names=("cuda:0", "cuda:1"), kinds=("NVIDIA A100",) * 2,
+                                                   capability=(8, 0))
+
+
+@pytest.mark.tensorflow
+def test_detect_reads_tensorflows_device_details(tf):
+    with _fake_gpus(tf, 2), mock.patch.object(tf.config.experimental, "get_device_details",
+                                              return_value={"device_name": "NVIDIA H200",
+                                                            "compute_capability": (9, 0)}):
+        seen = _detect_tensorflow(tf)
+    assert seen == GpuInfo(names=(GPU0, GPU1), kinds=("NVIDIA H200",) * 2, capability=(9, 0))
+
+
+@pytest.mark.tensorflow
+def test_make_strategy_on_jax_uses_keras_distribution(tf):
+    """The JAX plan's strategy is keras.distribution.DataParallel over the plan's devices, used as a scope."""
+    import keras
+
+    from archdiff.validate.devices import make_strategy
+
+    plan = plan_devices("auto", gpus=("gpu:0", "gpu:1"), backend="jax")
+    entered = []
+
+    class FakeDataParallel:
+        def __init__(self, devices):
+            self.devices = devices
+
+        @contextlib.contextmanager
+        def scope(self):
+            entered.append(self.devices)
+            yield
+
+    with mock.patch.object(keras.distribution, "DataParallel", FakeDataParallel):
+        strategy = make_strategy(plan)
+        with strategy.scope():
+            pass
+    assert entered == [["gpu:0", "gpu:1"]] and strategy.num_replicas_in_sync == 2
+    with mock.patch.object(keras, "device") as device:
+        with make_strategy(plan_devices("cpu", gpus=("cuda:0",), backend="torch")).scope():
+            pass
+    device.assert_called_once_with("cpu")

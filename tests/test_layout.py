@@ -1,6 +1,6 @@
 """The package layout's rules, checked on the source: one boundary to the heavy frameworks.
 
-Only ``archdiff/lazy.py`` may import TensorFlow, Keras or tf-keras, and
+Only ``archdiff/lazy.py`` may import TensorFlow, Keras, tf-keras, JAX or PyTorch, and
 nothing at all imports Keras' private ``keras.src`` by an import statement;
 every stage package re-exports its public names.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "archdiff"
-HEAVY = ("keras", "tensorflow", "tf_keras")
+HEAVY = ("keras", "tensorflow", "tf_keras", "jax", "jaxlib", "torch")
 STAGES = ("read", "shapes", "views", "diff", "transfer", "store", "validate", "cli")
 
 

@@ -84,7 +84,8 @@ def test_finetune_freezes_transferred_layers_and_keeps_frozen_bn_in_inference(go
     assert stage2.frozen_changed == () and stage2.trainable_unchanged == ()
     assert f.scratch is not None and f.scratch.steps == stage1.steps + stage2.steps
     assert f.transfer_gain == pytest.approx(f.metric_after - f.scratch.metric_after)
-    assert f.device["device"] == "cpu" and f.device["strategy"] == "default"
+    assert f.device["device"] == "cpu" and f.device["strategy"] == "default" and f.device["backend"] == "tensorflow"
+    assert good_report.rebuild.backend == "tensorflow" and good_report.rebuild.backend_version
     assert stage1.time_per_step_ms is not None and stage1.time_per_step_ms > 0
 
 
@@ -228,7 +229,19 @@ def test_without_source_checks_two_and_three_are_skipped(files):
     assert dict(report.checks)["weights_arrived"] == "skipped"
     assert dict(report.checks)["outputs"] == "skipped"
     assert report.finetune.status == "pass"
-    assert report.exit_code == 0
+    # No silent skips: a check that could not run fails the run unless --allow-skip accepts it.
+    assert report.exit_code == 1
+    assert report.unaccepted_skips == ["weights_arrived", "outputs"]
+    assert report.failures == [
+        "check 'weights_arrived' was skipped: no --source: nothing to compare the weights with "
+        "(--allow-skip weights_arrived accepts this)",
+        "check 'outputs' was skipped: no --source: nothing to compare the outputs with "
+        "(--allow-skip outputs accepts this)"]
+    import dataclasses
+
+    accepted = dataclasses.replace(report, options=report.options.with_changes(
+        allow_skip=("weights_arrived", "outputs")))
+    assert accepted.exit_code == 0 and accepted.failures == []
 
 
 # -- the output comparison at another input size ------------------------------------------------

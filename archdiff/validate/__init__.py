@@ -13,7 +13,12 @@ module holds them:
   (check 3), :mod:`~archdiff.validate.finetuning`, :mod:`~archdiff.validate.data`
   and :mod:`~archdiff.validate.precision` (check 4); :mod:`~archdiff.validate.live`
   holds what they share about a live model and a file's stored values.
-- :mod:`~archdiff.validate.devices` (device and strategy) and
+- :mod:`~archdiff.validate.comparator` (how two outputs are compared, as
+  Polygraphy does), :mod:`~archdiff.validate.reference` (saved references),
+  :mod:`~archdiff.validate.heads` (the loss of each output).
+- :mod:`~archdiff.validate.devices` (device and strategy on each backend),
+  :mod:`~archdiff.validate.backends` and :mod:`~archdiff.cli.validate_worker`
+  (``--backends``: one process per backend, their outputs compared) and
   :mod:`~archdiff.validate.synthetic` (the built-in task).
 
 Check 1 and 4 live in ``rebuilding`` and ``finetuning``, not ``rebuild`` and
@@ -25,7 +30,8 @@ package loads no TensorFlow; every check imports it through
 """
 from __future__ import annotations
 
-from archdiff.validate.options import ValidateOptions
+from archdiff.validate.options import BUDGETS, ValidateOptions
+from archdiff.validate.comparator import Comparison, Tolerances, compare_arrays
 from archdiff.validate.report import (
     FAIL,
     MAX_LISTED,
@@ -41,6 +47,9 @@ from archdiff.validate.report import (
     ValidationReport,
     VariableResult,
     WeightsCheck,
+    AgreementCheck,
+    BackendsReport,
+    ReferenceCheck,
 )
 from archdiff.validate.rebuilding import import_modules, lambda_layers_with_code, load_weights_into, rebuild
 from archdiff.validate.live import FileValues, live_layers, pair_variables
@@ -52,6 +61,8 @@ from archdiff.validate.data import Data, load_data
 from archdiff.validate.precision import mixed_precision_config
 from archdiff.validate.finetuning import finetune, resolve_freeze_until
 from archdiff.validate.pipeline import validate
+from archdiff.validate.reference import load_reference, record_reference, save_reference
+from archdiff.validate.backends import validate_on
 
 __all__ = [
     "PASS", "FAIL", "SKIPPED", "MAX_LISTED", "ValidateOptions", "RebuildResult", "VariableResult", "LayerArrival",
@@ -59,5 +70,7 @@ __all__ = [
     "ValidationReport", "import_modules", "lambda_layers_with_code", "rebuild", "load_weights_into", "live_layers",
     "pair_variables", "FileValues", "map_rules", "pair_layers", "check_weights", "config_differences",
     "SharedGraph", "shared_subgraph", "sub_config", "compare_outputs", "Data", "load_data",
-    "mixed_precision_config", "resolve_freeze_until", "finetune", "validate",
+    "mixed_precision_config", "resolve_freeze_until", "finetune", "validate", "BUDGETS", "Comparison", "Tolerances",
+    "compare_arrays", "AgreementCheck", "BackendsReport", "ReferenceCheck", "load_reference", "record_reference",
+    "save_reference", "validate_on",
 ]

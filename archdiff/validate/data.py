@@ -1,11 +1,24 @@
-"""The fine-tuning data: the built-in synthetic task, ``--data FILE.npz`` or ``--data DIR``.
+"""The fine-tuning data: the built-in synthetic task, a seeded random task, ``--data FILE.npz`` or ``--data DIR``.
 
-This module owns what check 4 trains and evaluates on, as a :class:`Data`:
-arrays ``(x, y)`` for the built-in task and an ``.npz`` (batched by Keras'
-``fit``), or ``tf.data`` datasets already batched for a folder with one
-sub-folder of images per class. Labels are class indices. Input a user
-gives wrongly is an :class:`~archdiff.errors.ArchdiffError` (exit 2); a model
-the check cannot train (several inputs, no class count) is :class:`Skip`.
+This module owns what check 4 trains and evaluates on, as a :class:`Data`,
+and what each output is trained with (:mod:`archdiff.validate.heads`):
+
+* the **built-in task** (:mod:`archdiff.validate.synthetic`) for a model
+  taking one image and giving one classification (softmax, sigmoid or the
+  guide's one-unit logits);
+* a seeded **random task** for every other shape without ``--data`` (several
+  inputs and outputs, integer ids for an Embedding, regression heads): it
+  proves the mechanics (frozen variables stay, trainable ones move, the loss
+  falls as the model fits the samples), not that the transfer helps;
+* an ``.npz``: ``x`` and ``y`` for one input and output, or arrays named
+  after the model's inputs and outputs (``image``, ``tokens``, ``score``;
+  also ``x:NAME`` / ``y:NAME``), with optional ``*_val`` splits;
+* a folder with one sub-folder of images per class (``tf.data``, already
+  batched; TensorFlow only).
+
+Labels are class indices. Input a user gives wrongly is an
+:class:`~archdiff.errors.ArchdiffError` (exit 2); a model the check cannot
+train (an output with no fixed size) is :class:`Skip`.
 """
 from __future__ import annotations
 
@@ -20,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from archdiff.errors import InputError, UsageError
+from archdiff.validate.heads import BINARY, CLASSES, REGRESSION, Head, choose_heads, random_targets
 from archdiff.validate.options import ValidateOptions
 
 
@@ -39,73 +53,184 @@ class Data:
     batched: bool = False
 
 
-def model_io(model) -> tuple[tuple, int]:
-    """The one input's shape and the number of output units (classes), or :class:`Skip`."""
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise Skip("fine-tuning handles models with one input and one output; this one has "
-                   f"{len(model.inputs)} input(s) and {len(model.outputs)} output(s)")
-    shape = tuple(model.inputs[0].shape)
-    units = model.outputs[0].shape[-1]
-    if units is None:
-        raise Skip("the model's output has no fixed number of classes")
-    return shape, int(units)
+@dataclass(frozen=True)
+class ModelIO:
+    """The live model's inputs ``(name, shape, dtype)`` and outputs ``(name, shape)``, in Keras' order."""
+
+    inputs: tuple[tuple[str, tuple, str], ...]
+    outputs: tuple[tuple[str, tuple], ...]
+
+    @property
+    def output_units(self) -> list[tuple[str, int]]:
+        return [(name, int(shape[-1]) if shape and shape[-1] is not None else 1) for name, shape in self.outputs]
 
 
-def load_data(options: ValidateOptions, input_shape: tuple, n_classes: int) -> Data:
-    """The fine-tuning data: the built-in task, an .npz, or a folder of class folders."""
+def model_io(model) -> ModelIO:
+    """Inputs and outputs of a live model, or :class:`Skip` when an output has no fixed size."""
+    from archdiff.validate.reference import input_names, output_names
+
+    inputs = tuple((name, tuple(t.shape), str(getattr(t.dtype, "name", t.dtype)))
+                   for name, t in zip(input_names(model), model.inputs))
+    outputs = tuple((name, tuple(t.shape)) for name, t in zip(output_names(model), model.outputs))
+    for name, shape in outputs:
+        if len(shape) > 1 and shape[-1] is None:
+            raise Skip(f"the output '{name}' has no fixed number of units")
+    return ModelIO(inputs, outputs)
+
+
+def _builtin_fits(io_: ModelIO, heads: list[Head]) -> str | None:
+    """None when the built-in image task fits the model, else why not."""
+    if len(io_.inputs) != 1 or len(io_.outputs) != 1:
+        return f"{len(io_.inputs)} input(s) and {len(io_.outputs)} output(s)"
+    _, shape, dtype = io_.inputs[0]
+    if len(shape) != 4 or "float" not in dtype:
+        return f"its input is {list(shape[1:])} ({dtype}), not an image"
+    head = heads[0]
+    if head.kind == REGRESSION or (head.kind == BINARY and head.units != 1):
+        return f"its output is a {head.kind} of {head.units} unit(s)"
+    return None
+
+
+def load_data(options: ValidateOptions, io_: ModelIO, target=None) -> tuple[Data, list[Head]]:
+    """The fine-tuning data and the head of each output (built-in, random, an .npz or a folder)."""
     from archdiff.validate import synthetic
 
     if options.data is None:
-        image = tuple(input_shape[1:])
-        try:
-            task = synthetic.target_task(image, n_classes=max(2, n_classes), n_train=options.samples,
-                                         n_test=options.test_samples, seed=options.seed)
-        except ValueError as exc:
-            raise Skip(f"the built-in task does not fit this model ({exc}); give --data DIR or --data file.npz") \
-                from None
-        if n_classes < 2:
-            raise Skip("the built-in task is a classification of 2 or more classes; this model has one output unit")
-        return Data("builtin", (task.x_train, task.y_train), (task.x_test, task.y_test),
-                    {**task.describe(), "kind": "builtin", "seed": options.seed}, builtin=True)
+        heads = choose_heads(target, io_.output_units, options.loss)
+        why_not = _builtin_fits(io_, heads)
+        if why_not is None:
+            image = tuple(io_.inputs[0][1][1:])
+            n_classes = heads[0].classes
+            try:
+                task = synthetic.target_task(image, n_classes=max(2, n_classes), n_train=options.samples,
+                                             n_test=options.test_samples, seed=options.seed)
+            except ValueError as exc:
+                why_not = str(exc)
+            else:
+                y_train, y_test = task.y_train, task.y_test
+                if heads[0].kind == BINARY:
+                    y_train, y_test = y_train.astype("float32"), y_test.astype("float32")
+                return Data("builtin", (task.x_train, y_train), (task.x_test, y_test),
+                            {**task.describe(), "kind": "builtin", "seed": options.seed}, builtin=True), heads
+        return _random_task(options, io_, heads, target, why_not), heads
     path = options.data
     if os.path.isdir(path):
-        return _load_dir(path, options, input_shape, n_classes)
+        if len(io_.inputs) != 1 or len(io_.outputs) != 1:
+            raise UsageError(f"--data DIR trains a model with one image input and one output; this one has "
+                             f"{len(io_.inputs)} input(s) and {len(io_.outputs)} output(s)",
+                             hint="give an .npz with arrays named after the model's inputs and outputs")
+        heads = choose_heads(target, io_.output_units, options.loss)
+        return _load_dir(path, options, io_.inputs[0][1], heads[0]), heads
     if path.lower().endswith(".npz"):
-        return _load_npz(path, options, input_shape, n_classes)
+        return _load_npz(path, options, io_, target)
     raise UsageError(f"--data '{path}' is neither a folder nor an .npz file",
                      hint="give a folder with one sub-folder of images per class, or an .npz holding arrays x and y")
 
 
-def _load_npz(path: str, options: ValidateOptions, input_shape: tuple, n_classes: int) -> Data:
+def _random_task(options: ValidateOptions, io_: ModelIO, heads: list[Head], target, why: str | None) -> Data:
+    """Seeded random inputs (ids below the Embeddings' size) and random targets per output."""
+    from archdiff.validate.outputs import embedding_limits
+
+    rng = np.random.default_rng([options.seed, 404])
+    limits = embedding_limits(target) if target is not None else {}
+    n = options.samples + options.test_samples
+    x: dict[str, np.ndarray] = {}
+    for name, shape, dtype in io_.inputs:
+        dims = (n,) + tuple(16 if d is None else int(d) for d in shape[1:])
+        if "int" in dtype:
+            x[name] = rng.integers(0, max(1, limits.get(name, min(limits.values(), default=2))),
+                                   size=dims).astype("int32")
+        else:
+            x[name] = rng.random(dims, dtype=np.float32)
+    y = {head.name: random_targets(head, shape, n, rng) for head, (_, shape) in zip(heads, io_.outputs)}
+    cut = options.samples
+    train = (_unwrap({k: v[:cut] for k, v in x.items()}), _unwrap({k: v[:cut] for k, v in y.items()}))
+    val = (_unwrap({k: v[cut:] for k, v in x.items()}), _unwrap({k: v[cut:] for k, v in y.items()}))
+    return Data("random", train, val, {"kind": "random", "seed": options.seed, "train_samples": options.samples,
+                                       "test_samples": options.test_samples, "why": why or "",
+                                       "inputs": {name: list(shape[1:]) for name, shape, _ in io_.inputs}})
+
+
+def _unwrap(arrays: dict):
+    """One array for a one-input (one-output) model, as Keras' fit takes it; a dict by name otherwise."""
+    return next(iter(arrays.values())) if len(arrays) == 1 else arrays
+
+
+def _npz_arrays(path: str) -> dict[str, np.ndarray]:
     if not os.path.isfile(path):
         raise InputError("no such file", path=path)
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
+            return {k: archive[k] for k in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise InputError(f"not a readable .npz ({exc})", path=path, hint="write it with numpy.savez(path, x=..., y=...)")
-    if "x" not in arrays or "y" not in arrays:
-        raise InputError(f"the .npz holds {sorted(arrays)}, not arrays 'x' and 'y'", path=path,
-                         hint="numpy.savez(path, x=images, y=labels); optional x_val, y_val")
-    x, y = arrays["x"], arrays["y"]
-    if len(x) != len(y):
-        raise InputError(f"'x' has {len(x)} samples and 'y' {len(y)}", path=path)
-    expected = tuple(input_shape[1:])
-    if len(x.shape) - 1 != len(expected) or any(e is not None and e != d for e, d in zip(expected, x.shape[1:])):
-        raise InputError(f"'x' samples are {list(x.shape[1:])}, the model takes {list(expected)}", path=path)
-    y = _labels(y, n_classes, path)
-    if "x_val" in arrays and "y_val" in arrays:
-        xv, yv = arrays["x_val"], _labels(arrays["y_val"], n_classes, path)
+        raise InputError(f"not a readable .npz ({exc})", path=path,
+                         hint="write it with numpy.savez(path, x=..., y=...)") from None
+
+
+def _named(arrays: dict, names: list[str], prefixes: tuple[str, ...], single: str, suffix: str = "") -> dict:
+    """The arrays for ``names``: ``NAME``, ``PREFIX:NAME``, or ``single`` (x / y) for a one-name list."""
+    found = {}
+    for name in names:
+        for key in (name + suffix, *(p + name + suffix for p in prefixes)):
+            if key in arrays:
+                found[name] = arrays[key]
+                break
+    if not found and len(names) == 1 and single + suffix in arrays:
+        found[names[0]] = arrays[single + suffix]
+    return found
+
+
+def _load_npz(path: str, options: ValidateOptions, io_: ModelIO, target) -> tuple[Data, list[Head]]:
+    arrays = _npz_arrays(path)
+    in_names = [n for n, _, _ in io_.inputs]
+    out_names = [n for n, _ in io_.outputs]
+    x = _named(arrays, in_names, ("x:", "input:"), "x")
+    y = _named(arrays, out_names, ("y:", "target:", "output:"), "y")
+    missing = [n for n in in_names if n not in x] + [n for n in out_names if n not in y]
+    if missing:
+        single = len(in_names) == 1 and len(out_names) == 1
+        raise InputError(f"the .npz holds {sorted(arrays)[:8]}, not " + ("arrays 'x' and 'y'" if single else
+                         "arrays named after the model's inputs and outputs") + f" (missing: {', '.join(missing)})",
+                         path=path, hint="numpy.savez(path, x=images, y=labels), or one array per input and output "
+                                         f"named {', '.join(in_names + out_names)}; optional NAME_val arrays")
+    counts = {len(v) for v in list(x.values()) + list(y.values())}
+    if len(counts) != 1:
+        raise InputError(f"the arrays hold different numbers of samples: {sorted(counts)}", path=path)
+    for name, shape, _ in io_.inputs:
+        expected = tuple(shape[1:])
+        got = x[name].shape[1:]
+        if len(got) != len(expected) or any(e is not None and e != d for e, d in zip(expected, got)):
+            label = "'x'" if len(in_names) == 1 and "x" in arrays else f"'{name}'"
+            raise InputError(f"{label} samples are {list(got)}, the model takes {list(expected)}", path=path)
+    heads = choose_heads(target, io_.output_units, options.loss, targets=y)
+    y = {h.name: _targets(y[h.name], h, path) for h in heads}
+    xv = _named(arrays, in_names, ("x:", "input:"), "x", "_val")
+    yv = _named(arrays, out_names, ("y:", "target:", "output:"), "y", "_val")
+    if len(xv) == len(in_names) and len(yv) == len(out_names):
+        yv = {h.name: _targets(yv[h.name], h, path) for h in heads}
     else:
-        if len(x) < 5:
-            raise InputError(f"only {len(x)} samples: too few to split off validation data", path=path)
-        order = np.random.default_rng(options.seed).permutation(len(x))
-        cut = max(1, len(x) // 5)
-        xv, yv = x[order[:cut]], y[order[:cut]]
-        x, y = x[order[cut:]], y[order[cut:]]
-    return Data("npz", (x.astype("float32"), y), (xv.astype("float32"), yv),
-                {"kind": "npz", "path": path, "train_samples": int(len(x)), "test_samples": int(len(xv)),
-                 "classes": n_classes, "image_shape": list(x.shape[1:])})
+        n = next(iter(counts))
+        if n < 5:
+            raise InputError(f"only {n} samples: too few to split off validation data", path=path)
+        order = np.random.default_rng(options.seed).permutation(n)
+        cut = max(1, n // 5)
+        xv, yv = {k: v[order[:cut]] for k, v in x.items()}, {k: v[order[:cut]] for k, v in y.items()}
+        x, y = {k: v[order[cut:]] for k, v in x.items()}, {k: v[order[cut:]] for k, v in y.items()}
+    x = {k: (v.astype("float32") if not np.issubdtype(v.dtype, np.integer) else v) for k, v in x.items()}
+    xv = {k: (v.astype("float32") if not np.issubdtype(v.dtype, np.integer) else v) for k, v in xv.items()}
+    first_in, first_out = x[in_names[0]], y[out_names[0]]
+    classes = heads[0].classes if len(heads) == 1 else [h.classes for h in heads]
+    return Data("npz", (_unwrap(x), _unwrap(y)), (_unwrap(xv), _unwrap(yv)),
+                {"kind": "npz", "path": path, "train_samples": int(len(first_in)), "test_samples": int(len(
+                    next(iter(xv.values())))), "classes": classes, "image_shape": list(first_in.shape[1:]),
+                 "target_shape": list(first_out.shape[1:])}), heads
+
+
+def _targets(y: np.ndarray, head: Head, where: str) -> np.ndarray:
+    if head.kind == REGRESSION:
+        return np.asarray(y).astype("float32")
+    labels = _labels(y, head.units if head.kind == CLASSES else 1, where)
+    return labels.astype("float32") if head.kind == BINARY else labels
 
 
 def _labels(y: np.ndarray, n_classes: int, where: str) -> np.ndarray:
@@ -125,10 +250,14 @@ def _labels(y: np.ndarray, n_classes: int, where: str) -> np.ndarray:
     return y.astype("int32")
 
 
-def _load_dir(path: str, options: ValidateOptions, input_shape: tuple, n_classes: int) -> Data:
-    from archdiff.lazy import require_keras
+def _load_dir(path: str, options: ValidateOptions, input_shape: tuple, head: Head) -> Data:
+    from archdiff.lazy import loaded_backend, require_keras
 
     keras = require_keras()
+    if (loaded_backend() or "tensorflow") != "tensorflow":
+        raise UsageError(f"--data DIR reads images with tf.data, which needs the TensorFlow backend (this run is "
+                         f"on {loaded_backend()})", hint="give an .npz instead, or --backend tensorflow")
+    n_classes = head.units if head.kind == CLASSES else 1
     shape = tuple(input_shape[1:])
     if len(shape) != 3 or shape[0] is None or shape[1] is None:
         raise UsageError(f"--data DIR needs a model taking images of a fixed size; this one takes {list(shape)}")
@@ -164,4 +293,6 @@ def steps_per_epoch(data: Data, batch_size: int) -> int:
             return max(n, 0)
         except Exception:  # noqa: BLE001
             return 0
-    return int(math.ceil(len(data.train[0]) / batch_size))
+    x = data.train[0]
+    n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+    return int(math.ceil(n / batch_size))

@@ -10,8 +10,10 @@ BatchNormalization in inference mode, so its moving statistics stay as
 transferred) and trains at that low rate. On the built-in task the same
 target is also trained from scratch with the same budget: the transfer gain.
 
-Every model is built, compiled and trained inside the ``tf.distribute``
-strategy's scope (:mod:`archdiff.validate.devices` chooses it). Progress
+Every model is built, compiled and trained inside the scope of what
+:mod:`archdiff.validate.devices` chose for the backend (a ``tf.distribute``
+strategy, a ``keras.distribution``, a ``keras.device``). Each output is
+trained with the loss :mod:`archdiff.validate.heads` chose for it. Progress
 goes to :class:`archdiff.progress.Progress`; what the check found is
 returned as a :class:`~archdiff.validate.report.FinetuneCheck`. Named
 ``finetuning`` rather than ``finetune`` so that the package's ``finetune``
@@ -27,6 +29,7 @@ import numpy as np
 from archdiff.errors import UsageError
 from archdiff.model import Architecture
 from archdiff.validate.data import Data, Skip, load_data, model_io, steps_per_epoch
+from archdiff.validate.heads import keras_loss, keras_metric, metric_name
 from archdiff.validate.live import is_model, live_layers, relative_name
 from archdiff.validate.options import ValidateOptions
 from archdiff.validate.precision import mixed_precision_config, optimizer
@@ -78,13 +81,25 @@ def finetune(target: Architecture, weights_path: str, transferred: list[str] | N
     keras.utils.set_random_seed(options.seed)
     model = build(True)
     try:
-        input_shape, n_classes = model_io(model)
-        data = load_data(options, input_shape, n_classes)
+        data, heads = load_data(options, model_io(model), target)
     except Skip as why:
         return FinetuneCheck(status=SKIPPED, reason=str(why), device=device)
-    loss, loss_name = _loss_for(target, n_classes)
+    loss = _losses(keras, heads)
+    loss_name = "; ".join((f"{h.name}: " if len(heads) > 1 else "") + h.loss_label for h in heads)
+    metric = metric_name(heads)
+
+    def metrics():
+        # Fresh metric objects for every compile: they hold state.
+        made = [[keras_metric(keras, h)] for h in heads]
+        return made[0] if len(made) == 1 else made
+
     path_of = _all_layer_paths(model)
     notes: list[str] = []
+    if data.kind == "random":
+        notes.append("no --data and the built-in image task does not fit this model "
+                     f"({data.description.get('why')}): seeded random inputs and targets, which prove the mechanics "
+                     "(frozen variables stay, trainable ones move, the loss falls as the model fits them), not that "
+                     "the transfer helps; give --data FILE.npz for a real task")
 
     # -- what is frozen ------------------------------------------------------------
     freeze, frozen_paths = _what_to_freeze(model, options, transferred, path_of)
@@ -110,7 +125,7 @@ def finetune(target: Architecture, weights_path: str, transferred: list[str] | N
     with strategy.scope():
         stages.append(_train_stage(model, STAGE_1, options.epochs, options.learning_rate, trainable_paths,
                                    frozen_with_weights, data, options, make_optimizer(options.learning_rate), loss,
-                                   frozen_paths, path_of, progress, options.seed))
+                                   metrics, frozen_paths, path_of, progress, options.seed))
         if options.unfreeze_lr is not None:
             keep_frozen = set(bn_frozen)
             for path, layer in live.items():
@@ -120,8 +135,8 @@ def finetune(target: Architecture, weights_path: str, transferred: list[str] | N
             if epochs2 > 0:
                 unfrozen = sorted(p for p, x in live.items() if x.weights and not is_model(x) and p not in keep_frozen)
                 stages.append(_train_stage(model, STAGE_2, epochs2, options.unfreeze_lr, unfrozen, sorted(keep_frozen),
-                                           data, options, make_optimizer(options.unfreeze_lr), loss, keep_frozen,
-                                           path_of, progress, options.seed + 1))
+                                           data, options, make_optimizer(options.unfreeze_lr), loss, metrics,
+                                           keep_frozen, path_of, progress, options.seed + 1))
                 if keep_frozen:
                     notes.append("stage 2 keeps the frozen BatchNormalization layers frozen, in inference "
                                  "mode, as the Keras transfer-learning guide advises")
@@ -132,7 +147,7 @@ def finetune(target: Architecture, weights_path: str, transferred: list[str] | N
     if data.builtin and options.scratch:
         keras.utils.set_random_seed(options.seed)
         scratch = _from_scratch(build(False), strategy, sum(s.epochs for s in stages), data, options,
-                                make_optimizer, loss, progress)
+                                make_optimizer, loss, metrics, progress)
         if stages[-1].metric_after is not None and scratch.metric_after is not None:
             gain = round(stages[-1].metric_after - scratch.metric_after, 6)
     if failures:
@@ -140,9 +155,10 @@ def finetune(target: Architecture, weights_path: str, transferred: list[str] | N
     else:
         status = PASS
         reason = (f"frozen variables unchanged, trainable ones changed, loss finite and falling; "
-                  f"accuracy {stages[0].metric_before:.3f} -> {stages[-1].metric_after:.3f}")
+                  f"{metric} {stages[0].metric_before:.3f} -> {stages[-1].metric_after:.3f}")
     return FinetuneCheck(status=status, reason=reason, data={**data.description, "steps_per_epoch": n_steps},
-                         device=device, freeze=freeze, loss_name=loss_name, stages=tuple(stages), scratch=scratch,
+                         device=device, freeze=freeze, loss_name=loss_name, metric=metric,
+                         losses={h.name: h.to_dict() for h in heads}, stages=tuple(stages), scratch=scratch,
                          transfer_gain=gain, failures=failures, notes=tuple(notes))
 
 
@@ -180,29 +196,10 @@ def resolve_freeze_until(model, spec: str) -> int:
                      + "see the names and indices with 'archdiff layers TARGET'")
 
 
-def _loss_for(target: Architecture, n_classes: int):
-    """The loss the head calls for (from logits unless it ends in softmax / sigmoid), and its name."""
-    from archdiff.lazy import require_keras
-
-    keras = require_keras()
-    out_name = target.outputs[0].layer if target.outputs else None
-    layer = target.by_path.get(out_name) if out_name else None
-    activation = None
-    if layer is not None:
-        activation = layer.config.get("activation")
-        if layer.class_name == "Softmax":
-            activation = "softmax"
-        elif layer.class_name == "Activation":
-            activation = layer.config.get("activation")
-    if isinstance(activation, dict):
-        activation = activation.get("class_name") or activation.get("config")
-    if n_classes == 1:
-        logits = activation != "sigmoid"
-        return keras.losses.BinaryCrossentropy(from_logits=logits), "binary_crossentropy" + (
-            " (from logits)" if logits else "")
-    logits = activation != "softmax"
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=logits), "sparse_categorical_crossentropy" + (
-        " (from logits)" if logits else "")
+def _losses(keras, heads):
+    """One Keras loss per output, in the model's order (a single one for a one-output model)."""
+    made = [keras_loss(keras, h) for h in heads]
+    return made[0] if len(made) == 1 else made
 
 
 # -- one stage of training -------------------------------------------------------------------
@@ -230,7 +227,8 @@ def _evaluate(model, data: Data, batch_size: int) -> tuple[float, float]:
         x, y = data.val
         values = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
     loss = float(values.get("loss", float("nan")))
-    metric = next((float(v) for k, v in values.items() if "acc" in k), float("nan"))
+    metric = next((float(v) for k, v in values.items() if k.endswith("accuracy")),
+                  next((float(v) for k, v in values.items() if k.endswith("mae")), float("nan")))
     return loss, metric
 
 
@@ -269,12 +267,12 @@ def _callbacks(times, label: str, epochs: int, progress: bool | None) -> list:
 
 
 def _train_stage(model, name: str, epochs: int, learning_rate: float, trainable_layers, frozen_layers, data: Data,
-                 options: ValidateOptions, stage_optimizer, loss, frozen_paths: set[str], path_of: dict[int, str],
-                 progress: bool | None, seed: int) -> StageResult:
+                 options: ValidateOptions, stage_optimizer, loss, metrics, frozen_paths: set[str],
+                 path_of: dict[int, str], progress: bool | None, seed: int) -> StageResult:
     """Compile, record, fit, and check one stage: frozen unchanged, trainable changed, loss finite and falling."""
     from archdiff.validate.devices import StepTimes
 
-    model.compile(optimizer=stage_optimizer, loss=loss, metrics=["accuracy"])  # after every change of trainable
+    model.compile(optimizer=stage_optimizer, loss=loss, metrics=metrics())  # after every change of trainable
     loss_before, metric_before = _evaluate(model, data, options.batch_size)
     before = _snapshot(model)
     frozen_vars = {}
@@ -325,14 +323,14 @@ def _some(names) -> str:
     return ", ".join(names[:NAMED_IN_FAILURE]) + (f" and {more} more" if more > 0 else "")
 
 
-def _from_scratch(model, strategy, epochs: int, data: Data, options: ValidateOptions, make_optimizer, loss,
+def _from_scratch(model, strategy, epochs: int, data: Data, options: ValidateOptions, make_optimizer, loss, metrics,
                   progress: bool | None) -> ScratchResult:
     """The same target from its initial values, trained as long as the stages together: the baseline."""
     from archdiff.validate.devices import StepTimes
 
     with strategy.scope():
         # The optimizer's variables (its step count, its slots) belong to the strategy too.
-        model.compile(optimizer=make_optimizer(options.learning_rate), loss=loss, metrics=["accuracy"])
+        model.compile(optimizer=make_optimizer(options.learning_rate), loss=loss, metrics=metrics())
         times = StepTimes()
         history = _fit(model, data, epochs, options.batch_size, _callbacks(times, "from scratch", epochs, progress),
                        options.seed)

@@ -4,7 +4,12 @@ The part the two models share from their inputs (:mod:`archdiff.validate.subgrap
 is cut out of both configs, the source's at the target's input size, and
 rebuilt on its own; the target's part takes the values of the live,
 OUT-loaded model, the source's the values stored in the source file. Each
-frontier output is compared with ``allclose`` semantics (``atol``/``rtol``).
+frontier output is compared as NVIDIA Polygraphy compares
+(:mod:`~archdiff.validate.comparator`: per-output tolerances, an error
+statistic, the figures). Where the target holds a nested model whose layers
+pair with the source's (a flat base ported into the guide's nested
+``xception``), the inside of that model is compared with the source's part
+from its inputs, as a scope of its own.
 When a part cannot run (a layer that does not work at the target's size),
 the comparison steps back to the outputs that can. When outputs differ,
 the first divergent layers are named: shared layers whose outputs differ
@@ -12,16 +17,25 @@ while all their shared inputs agree.
 """
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
 
 from archdiff.errors import ArchdiffError
 from archdiff.model import Architecture
+from archdiff.validate.comparator import DEFAULT_ATOL, DEFAULT_RTOL, Tolerances, compare_arrays
 from archdiff.validate.live import FileValues, is_model, layer_vars, live_layers, pair_variables
 from archdiff.validate.rebuilding import rebuild
-from archdiff.validate.report import FAIL, MAX_LISTED, NOT_COMPARED, PASS, SKIPPED, OutputResult, OutputsCheck
+from archdiff.validate.report import (
+    FAIL,
+    MAX_LISTED,
+    NOT_COMPARED,
+    PASS,
+    SKIPPED,
+    OutputResult,
+    OutputsCheck,
+    output_result,
+)
 from archdiff.validate.subgraph import SharedGraph, shared_subgraph, sub_config
 
 #: Outputs tried one by one, at most, when the whole frontier cannot be rebuilt at once.
@@ -31,32 +45,124 @@ Ref = tuple[str, int, int]
 
 
 def compare_outputs(model, target: Architecture, source: Architecture, pairs: dict[str, str], *,
-                    atol: float, rtol: float, batch: int, seed: int, unsafe: bool,
+                    atol: float | None = None, rtol: float | None = None, tolerances: Tolerances | None = None,
+                    batch: int, seed: int, unsafe: bool,
                     not_transferred: dict[str, str] | None = None) -> OutputsCheck:
-    """Feed the shared sub-graph of both models the same batch; compare per frontier layer."""
-    found: dict = {"atol": atol, "rtol": rtol, "batch": batch, "seed": seed}
+    """Feed the shared sub-graph of both models the same batch; compare per frontier layer.
+
+    The comparison reaches inside the target's nested models: where a nested
+    model (the guide's ``xception`` base) holds layers paired with the
+    source's, its inside is compared with the source's part from its inputs.
+    ``tolerances`` (default: ``atol``/``rtol`` for every output, elementwise).
+    """
+    if tolerances is None:
+        tolerances = Tolerances(atol=(("", DEFAULT_ATOL if atol is None else atol),),
+                                rtol=(("", DEFAULT_RTOL if rtol is None else rtol),))
+    d_atol, d_rtol, d_stat = tolerances.default
+    found: dict = {"atol": d_atol, "rtol": d_rtol, "batch": batch, "seed": seed, "check_error_stat": d_stat,
+                   "tolerances": tolerances.to_dict()}
     if not source.has_topology or source.config is None:
         return OutputsCheck(status=SKIPPED, reason="the source file holds no architecture (weights only), so its "
                                                    "outputs cannot be computed", **found)
     if not source.has_weights:
         return OutputsCheck(status=SKIPPED, reason="the source file holds no weights", **found)
+    top = _compare_scope(model, target, source, pairs, tolerances, batch, seed, unsafe, not_transferred or {}, found)
+    scopes = [top]
+    nested_names = []
+    for layer, inner_pairs, inner_not in _nested_scopes(target, pairs, top, not_transferred or {}):
+        try:
+            inner_arch = nested_architecture(target, layer)
+            live_inner = live_layers(model).get(layer.path)
+        except ArchdiffError:
+            continue
+        if live_inner is None:
+            continue
+        scope = _compare_scope(live_inner, inner_arch, source, inner_pairs, tolerances, batch, seed, unsafe,
+                               inner_not, found, prefix=layer.path + "/")
+        nested_names.append(layer.path)
+        scopes.append(scope)
+    if len(scopes) == 1:
+        return top
+    return _merge_scopes(scopes, nested_names, found)
+
+
+def _nested_scopes(target: Architecture, pairs: dict[str, str], top: OutputsCheck, not_transferred: dict):
+    """The target's top-level nested models not shared as a whole whose inner layers pair with source layers."""
+    shared = set(top.shared_layers)
+    for layer in target.layers:
+        if layer.depth != 0 or not layer.is_model or layer.name in shared:
+            continue
+        prefix = layer.path + "/"
+        inner = {t[len(prefix):]: s for t, s in pairs.items() if t.startswith(prefix) and "/" not in s}
+        if not inner:
+            continue
+        inner_not = {t[len(prefix):]: why for t, why in not_transferred.items() if t.startswith(prefix)}
+        yield layer, inner, inner_not
+
+
+def nested_architecture(target: Architecture, layer) -> Architecture:
+    """A nested model of ``target`` as an Architecture of its own (its layers at the top level)."""
+    from archdiff.read import from_config_document
+
+    document = {"class_name": layer.class_name, "config": dict(layer.config)}
+    if layer.module:
+        document["module"] = layer.module
+    return from_config_document(document, path=f"{target.source.path}:{layer.path}", fmt="json")
+
+
+def _merge_scopes(scopes: list[OutputsCheck], nested: list[str], found: dict) -> OutputsCheck:
+    """One check from the top level's and each nested model's comparison."""
+    ran = [s for s in scopes if s.status in (PASS, FAIL)]
+    outputs = tuple(o for s in scopes for o in s.outputs)
+    merged = dict(found, outputs=outputs, nested=tuple(nested),
+                  shared_layers=tuple(x for s in scopes for x in s.shared_layers),
+                  excluded=tuple(x for s in scopes for x in s.excluded)[:MAX_LISTED],
+                  origin=tuple(x for s in scopes for x in s.origin),
+                  failures=tuple(x for s in scopes for x in s.failures),
+                  notes=tuple(x for s in scopes for x in s.notes),
+                  input_shapes={k: v for s in scopes for k, v in s.input_shapes.items()},
+                  source_input_shapes={k: v for s in scopes for k, v in s.source_input_shapes.items()})
+    if not ran:
+        return OutputsCheck(status=SKIPPED, reason="; ".join(s.reason for s in scopes if s.reason), **merged)
+    failing = [s for s in ran if s.status == FAIL]
+    inside = ", ".join(f"'{n}'" for n in nested)
+    if failing:
+        return OutputsCheck(status=FAIL, reason="; ".join(s.reason for s in failing) + f" (compared inside {inside})",
+                            **merged)
+    passed = [o for o in outputs if o.status == PASS]
+    largest = max((o.max_abs_diff or 0.0) for o in passed) if passed else 0.0
+    return OutputsCheck(status=PASS, reason=f"{len(passed)} output(s) of the {len(merged['shared_layers'])}-layer "
+                                            f"shared sub-graph agree, inside the nested {inside} too "
+                                            f"(max |diff| {largest:.3g})", **merged)
+
+
+def _compare_scope(model, target: Architecture, source: Architecture, pairs: dict[str, str], tolerances: Tolerances,
+                   batch: int, seed: int, unsafe: bool, not_transferred: dict[str, str], found: dict, *,
+                   prefix: str = "") -> OutputsCheck:
+    """Check 3 on one scope: the top level, or the inside of one nested model (``prefix``)."""
+    found = dict(found)
     graph = shared_subgraph(target, source, pairs, not_transferred)
-    found.update(excluded=tuple(graph.excluded[:MAX_LISTED]), shared_layers=tuple(graph.layers))
+    found.update(excluded=tuple({**x, "layer": prefix + x["layer"]} for x in graph.excluded[:MAX_LISTED]),
+                 shared_layers=tuple(prefix + n for n in graph.layers))
     if not graph.inputs:
         return OutputsCheck(status=SKIPPED, reason="the models' inputs do not correspond (different names and counts)",
                             **found)
     if not graph.layers or not graph.frontier:
-        return OutputsCheck(status=SKIPPED, reason="the models share no layer after their inputs", **found)
+        where = f"the nested model '{prefix[:-1]}' and the source share" if prefix else "the models share"
+        return OutputsCheck(status=SKIPPED, reason=f"{where} no layer after their inputs", **found)
 
     shapes, dtypes, src_shapes, notes, problem = _input_shapes(graph, target, source)
     found["notes"] = tuple(notes)
     if problem:
         return OutputsCheck(status=SKIPPED, reason=problem, **found)
-    found.update(input_shapes={k: list(v) for k, v in shapes.items()},
+    found.update(input_shapes={prefix + k: list(v) for k, v in shapes.items()},
                  source_input_shapes={k: (list(v) if v else None) for k, v in src_shapes.items()})
     resized = bool(notes)
-    batch_inputs = _seeded_batch(shapes, dtypes, batch, seed)
+    batch_inputs = _seeded_batch(shapes, dtypes, batch, seed, embedding_limits(target))
     builder = _SubModels(target, source, graph, shapes, unsafe)
+
+    def judge(ref, a, b):
+        return _compare_one(ref, graph.layers[ref[0]], a, b, tolerances, prefix)
 
     outputs: list[OutputResult] = []
     frontier = list(graph.frontier)
@@ -80,8 +186,8 @@ def compare_outputs(model, target: Architecture, source: Architecture, pairs: di
                             reason="the source's stored weights do not fit its own rebuilt layers: "
                                    + "; ".join(problems[:3]))
     feed = [batch_inputs[n] for n in t_in]
-    compared = [_compare_one(ref, graph.layers[ref[0]], a, b, atol, rtol)
-                for ref, (a, b) in zip(accepted, _run_pair(t_sub, s_sub, feed))]
+    compared = [judge(ref, a, b) for ref, (a, b) in zip(accepted, _run_pair(t_sub, s_sub, feed))]
+    del t_sub, s_sub
     outputs.extend(compared)
     failing = [item for item in compared if item.status == FAIL]
     if not failing:
@@ -90,7 +196,7 @@ def compare_outputs(model, target: Architecture, source: Architecture, pairs: di
                             reason=f"{len(passed)} output(s) of the {len(graph.layers)}-layer shared sub-graph agree "
                                    f"(max |diff| {max((o.max_abs_diff or 0.0) for o in passed):.3g})")
     try:
-        origin = _where_it_starts(target, graph, builder, model, source, feed, atol, rtol)
+        origin = _where_it_starts(target, graph, builder, model, source, feed, tolerances, prefix)
     except ArchdiffError:
         origin = []
     start = ""
@@ -99,11 +205,26 @@ def compare_outputs(model, target: Architecture, source: Architecture, pairs: di
             f"layer '{o['layer']}' (max |diff| {o['max_abs_diff']:.3g})" for o in origin[:3])
     failures = []
     for item in failing:
-        problem = item.reason or (f"max |diff| {item.max_abs_diff:.3g} over atol {atol:g} + rtol {rtol:g}")
-        failures.append(f"output of layer '{item.target_layer}' differs between target and source ({problem}){start}")
+        failures.append(f"output of layer '{item.target_layer}' differs between target and source "
+                        f"({item.reason}){start}")
     n_compared = len([o for o in outputs if o.status != NOT_COMPARED])
     return OutputsCheck(status=FAIL, reason=f"{len(failing)} of {n_compared} shared outputs differ{start}",
                         outputs=tuple(outputs), origin=tuple(origin), failures=tuple(failures), **found)
+
+
+def embedding_limits(target: Architecture) -> dict[str, int]:
+    """For integer inputs: the smallest ``input_dim`` of an Embedding that reads them (ids must be below it)."""
+    inputs = {r.layer for r in target.inputs}
+    limits: dict[str, int] = {}
+    for layer in target.layers:
+        if layer.class_name != "Embedding" or layer.depth != 0:
+            continue
+        dim = layer.config.get("input_dim")
+        for call in layer.calls:
+            for ref in call.inputs:
+                if ref.layer in inputs and isinstance(dim, int) and dim > 0:
+                    limits[ref.layer] = min(limits.get(ref.layer, dim), dim)
+    return limits
 
 
 def _input_shapes(graph: SharedGraph, target: Architecture, source: Architecture):
@@ -205,14 +326,17 @@ def _narrow(frontier: list[Ref], builder: _SubModels, graph: SharedGraph,
     return accepted, skipped
 
 
-def _seeded_batch(shapes: dict[str, tuple], dtypes: dict[str, str], batch: int, seed: int) -> dict[str, np.ndarray]:
+def _seeded_batch(shapes: dict[str, tuple], dtypes: dict[str, str], batch: int, seed: int,
+                  int_limits: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """One seeded batch per input: floats in [0, 1), integers below the Embedding's ``input_dim`` (else 0/1)."""
     rng = np.random.default_rng(seed)
     out = {}
     for name, shape in shapes.items():
         full = (batch,) + tuple(int(d) for d in shape[1:])
         dtype = dtypes.get(name) or "float32"
         if "int" in dtype:
-            out[name] = rng.integers(0, 2, size=full).astype(dtype)
+            high = (int_limits or {}).get(name, 2)
+            out[name] = rng.integers(0, max(1, high), size=full).astype(dtype)
         else:
             out[name] = rng.random(full, dtype=np.float32).astype(dtype if "float" in dtype else "float32")
     return out
@@ -272,32 +396,22 @@ def _run_pair(t_sub, s_sub, feed) -> list[tuple[np.ndarray, np.ndarray]]:
     s_out = s_sub(feed, training=False)
     t_out = t_out if isinstance(t_out, (list, tuple)) else [t_out]
     s_out = s_out if isinstance(s_out, (list, tuple)) else [s_out]
-    return [(np.asarray(a), np.asarray(b)) for a, b in zip(t_out, s_out)]
+    from archdiff.validate.reference import to_numpy
+
+    # to_numpy, not np.asarray: a PyTorch tensor that requires grad refuses the latter.
+    return [(to_numpy(a), to_numpy(b)) for a, b in zip(t_out, s_out)]
 
 
-def _compare_one(ref: Ref, source_layer: str, a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> OutputResult:
-    """allclose semantics per element; the relative figure is |diff| over the output's largest magnitude."""
-    name = ref[0] + (f"[{ref[1]}]" if ref[1] else "") + (f"[{ref[2]}]" if ref[2] else "")
-    shape = tuple(a.shape)
-    if a.shape != b.shape:
-        return OutputResult(target_layer=name, source_layer=source_layer, status=NOT_COMPARED, shape=shape,
-                            reason=f"output shapes differ: {list(a.shape)} vs {list(b.shape)}")
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    diff = np.abs(a64 - b64)
-    max_abs_diff = float(diff.max()) if diff.size else 0.0
-    scale = float(np.abs(b64).max()) if b64.size else 0.0
-    max_rel_diff = max_abs_diff / scale if scale > 0 else (0.0 if max_abs_diff == 0 else math.inf)
-    status, reason = PASS, ""
-    if not (np.all(np.isfinite(a64)) and np.all(np.isfinite(b64))):
-        status, reason = FAIL, "non-finite values"
-    elif not np.all(diff <= atol + rtol * np.abs(b64)):
-        status = FAIL
-    return OutputResult(target_layer=name, source_layer=source_layer, status=status, shape=shape,
-                        max_abs_diff=max_abs_diff, max_rel_diff=max_rel_diff, reason=reason)
+def _compare_one(ref: Ref, source_layer: str, a: np.ndarray, b: np.ndarray, tolerances: Tolerances,
+                 prefix: str = "") -> OutputResult:
+    """One output compared as Polygraphy does, at the tolerances given for it (by target layer name)."""
+    name = prefix + ref[0] + (f"[{ref[1]}]" if ref[1] else "") + (f"[{ref[2]}]" if ref[2] else "")
+    atol, rtol, stat = tolerances.for_output(prefix + ref[0])
+    return output_result(name, source_layer, compare_arrays(a, b, atol=atol, rtol=rtol, stat=stat))
 
 
 def _where_it_starts(target: Architecture, graph: SharedGraph, builder: _SubModels, model, source, feed,
-                     atol: float, rtol: float) -> list[dict]:
+                     tolerances: Tolerances, prefix: str = "") -> list[dict]:
     """The shared layers whose outputs differ while all their shared inputs agree."""
     refs = []
     order = [layer for layer in target.layers if layer.depth == 0 and layer.name in graph.layers]
@@ -309,7 +423,7 @@ def _where_it_starts(target: Architecture, graph: SharedGraph, builder: _SubMode
         return []
     differing: dict[str, float] = {}
     for ref, (a, b) in zip(refs, _run_pair(t_sub, s_sub, feed)):
-        item = _compare_one(ref, graph.layers[ref[0]], a, b, atol, rtol)
+        item = _compare_one(ref, graph.layers[ref[0]], a, b, tolerances)
         if item.status == FAIL:
             differing[ref[0]] = max(differing.get(ref[0], 0.0), item.max_abs_diff or 0.0)
     origin = []
@@ -318,7 +432,7 @@ def _where_it_starts(target: Architecture, graph: SharedGraph, builder: _SubMode
             continue
         inputs = {r.layer for c in layer.calls for r in c.inputs}
         if not inputs & set(differing):
-            origin.append({"layer": layer.name, "max_abs_diff": differing[layer.name]})
+            origin.append({"layer": prefix + layer.name, "max_abs_diff": differing[layer.name]})
     return origin
 
 

@@ -11,13 +11,13 @@ import json
 import math
 
 from archdiff.textfmt import count, paint, table, use_colour
-from archdiff.validate.report import ARRIVED, FAIL, PASS, SKIPPED, ValidationReport
+from archdiff.validate.report import ARRIVED, FAIL, PASS, SKIPPED, BackendsReport, ValidationReport
 
 FORMATS = ("text", "json", "markdown")
 
 _COLOURS = {PASS: "green", FAIL: "red", SKIPPED: "yellow"}
 _TITLES = (("rebuild", "1. rebuild"), ("weights_arrived", "2. weights arrived"), ("outputs", "3. outputs"),
-           ("finetune", "4. fine-tune"))
+           ("finetune", "4. fine-tune"), ("reference", "+  reference"))
 #: Rows shown per table in text before "... and N more" (JSON always has them all).
 TEXT_ROWS = 30
 
@@ -63,7 +63,9 @@ def _num(value, digits: int = 3) -> str:
 def _rebuild_summary(report: ValidationReport) -> str:
     r = report.rebuild
     mode = "safe mode" if r.safe_mode else "UNSAFE mode (Lambda code allowed)"
-    text = f"{r.class_name} '{r.model_name}': {r.layers} layers, {count(r.params)} params; Keras {r.keras_version}, {mode}"
+    backend = f" on {r.backend} {r.backend_version}".rstrip() if r.backend else ""
+    text = (f"{r.class_name} '{r.model_name}': {r.layers} layers, {count(r.params)} params; Keras {r.keras_version}"
+            f"{backend}, {mode}")
     if r.imports:
         text += f"; imported {', '.join(r.imports)}"
     return text
@@ -72,7 +74,17 @@ def _rebuild_summary(report: ValidationReport) -> str:
 def _summary(report: ValidationReport, key: str) -> str:
     if key == "rebuild":
         return _rebuild_summary(report)
-    return getattr(report, key).reason
+    text = report.reason_of(key)
+    if key in report.unaccepted_skips:
+        text += f" (not accepted: --allow-skip {key})"
+    elif dict(report.checks).get(key) == SKIPPED:
+        text += " (skip accepted)"
+    return text
+
+
+def _titles(report: ValidationReport):
+    present = dict(report.checks)
+    return [(key, title) for key, title in _TITLES if key in present]
 
 
 def _arrival_rows(report: ValidationReport, limit: int | None) -> tuple[list[list[str]], int]:
@@ -89,12 +101,17 @@ def _arrival_rows(report: ValidationReport, limit: int | None) -> tuple[list[lis
     return rows, len(layers) - len(rows)
 
 
-def _output_rows(report: ValidationReport) -> list[list[str]]:
+def _output_rows(outputs) -> list[list[str]]:
     rows = []
-    for o in report.outputs.outputs:
+    for o in outputs:
         rows.append([o.target_layer, o.source_layer, o.status, "x".join(str(d) for d in (o.shape or [])) or "-",
-                     _num(o.max_abs_diff), _num(o.max_rel_diff), o.reason or ""])
+                     _num(o.max_abs_diff), _num(o.mean_abs_diff), _num(o.max_rel_diff), _num(o.cosine_similarity, 6),
+                     o.reason or ""])
     return rows
+
+
+_OUTPUT_HEADERS = ["output of", "compared with", "status", "shape", "max |diff|", "mean |diff|", "max rel", "cosine",
+                   "note"]
 
 
 def _stage_rows(report: ValidationReport) -> list[list[str]]:
@@ -123,6 +140,10 @@ def _data_line(report: ValidationReport) -> str:
     if kind == "npz":
         return (f"{d.get('path')}: {d.get('train_samples')} training / {d.get('test_samples')} validation samples "
                 f"of {shape}, {d.get('classes')} classes")
+    if kind == "random":
+        shapes = ", ".join(f"{k} {v}" for k, v in (d.get("inputs") or {}).items())
+        return (f"seeded random task (seed {d.get('seed')}): {d.get('train_samples')} training / "
+                f"{d.get('test_samples')} held-out samples; inputs {shapes}")
     if kind == "dir":
         return (f"{d.get('path')}: images per class ({d.get('classes')} classes, resized to {shape}, "
                 f"pixels x {d.get('rescale'):.4g}), 80/20 split")
@@ -134,7 +155,12 @@ def _device_line(report: ValidationReport) -> str:
     if not d:
         return "-"
     where = ", ".join(d.get("devices") or []) or d.get("device", "?")
+    kinds = sorted(set(d.get("device_kinds") or []))
+    if kinds:
+        where += f": {', '.join(kinds)}"
     text = f"{str(d.get('device', '?')).upper()} ({where}), strategy {d.get('strategy')}"
+    if d.get("backend"):
+        text += f" ({d['backend']})"
     if d.get("replicas", 1) > 1:
         text += f", {d['replicas']} replicas"
     if d.get("workers", 1) > 1:
@@ -151,7 +177,8 @@ def _freeze_line(report: ValidationReport) -> str:
     fr = report.finetune.freeze
     mode = fr.get("mode")
     n = fr.get("layer_count", 0)
-    names = ", ".join(fr.get("layers") or [])
+    shown = list(fr.get("layers") or [])
+    names = ", ".join(shown[:8]) + (f", ... and {n - 8} more" if n > 8 else "")
     if mode == "until":
         first = fr.get("first_trainable")
         return (f"model.layers[:{fr.get('index')}] (--freeze-until {fr.get('until')}; first trainable layer: "
@@ -171,9 +198,11 @@ def _gain_line(report: ValidationReport) -> str | None:
 
 
 def _exit_line(report: ValidationReport) -> str:
+    ran = [name for name, status in report.checks if status == PASS]
     if report.exit_code == 0:
-        ran = [name for name, status in report.checks if status == PASS]
-        return f"exit 0: every check that ran passed ({len(ran)} of 4)"
+        skipped = [name for name, status in report.checks if status == SKIPPED]
+        accepted = f"; skipped as accepted: {', '.join(skipped)}" if skipped else ""
+        return f"exit 0: every check passed ({len(ran)} of {len(report.checks)}){accepted}"
     return f"exit 1: {len(report.failures)} failure(s); the transfer is not proven"
 
 
@@ -186,8 +215,8 @@ def render_text(report: ValidationReport, *, colour: bool | None = None) -> str:
         f"source:  {report.source or '- (no --source: checks 2 and 3 skipped)'}",
         "",
     ]
-    width = max(len(title) for _, title in _TITLES)
-    for key, title in _TITLES:
+    width = max(len(title) for _, title in _titles(report))
+    for key, title in _titles(report):
         status = dict(report.checks)[key]
         label = paint(f"[{status.upper():7}]", _COLOURS.get(status, "bold"), on)
         out.append(f"{label} {title.ljust(width)}  {_summary(report, key)}")
@@ -197,10 +226,19 @@ def render_text(report: ValidationReport, *, colour: bool | None = None) -> str:
         out.append(paint(f"failures ({len(report.failures)}):", "red", on))
         out.extend(f"  - {f}" for f in report.failures)
     out.append("")
+    if report.saved_reference:
+        out.append(f"reference saved: {report.saved_reference} (inputs and outputs of the seeded batch)")
     if report.seconds is not None:
-        out.append(f"validated in {report.seconds:.1f} s")
+        memory = f", peak memory {report.peak_rss_mb:.0f} MiB" if report.peak_rss_mb else ""
+        out.append(f"validated in {report.seconds:.1f} s{memory}")
     out.append(_exit_line(report))
     return "\n".join(out) + "\n"
+
+
+def _rule(stat: str, atol: float, rtol: float) -> str:
+    if stat == "elementwise":
+        return f"an element fails when |diff| > atol {atol:g} and |diff|/|source| > rtol {rtol:g} (Polygraphy)"
+    return f"fails when the {stat} |diff| > atol {atol:g} and the {stat} relative error > rtol {rtol:g} (Polygraphy)"
 
 
 def _indent_table(headers, rows, align=None) -> list[str]:
@@ -233,16 +271,26 @@ def _details_text(report: ValidationReport, key: str) -> list[str]:
     if key == "outputs":
         o = report.outputs
         if o.outputs:
-            lines.extend(_indent_table(["output of", "source layer", "status", "shape", "max |diff|", "max rel",
-                                        "note"], _output_rows(report), align="llllrrl"))
+            lines.extend(_indent_table(_OUTPUT_HEADERS, _output_rows(o.outputs), align="llllrrrrl"))
         if o.input_shapes:
             shapes = ", ".join(f"{k} {v[1:]}" for k, v in o.input_shapes.items())
             lines.append(f"shared sub-graph: {len(o.shared_layers)} layers from inputs {shapes}; seeded batch of "
-                         f"{o.batch} (seed {o.seed}); pass when |diff| <= atol {o.atol:g} + rtol {o.rtol:g} x |source|")
+                         f"{o.batch} (seed {o.seed}); {_rule(o.check_error_stat, o.atol, o.rtol)}")
+        if o.nested:
+            lines.append("compared inside the nested model(s) " + ", ".join(o.nested))
         lines.extend(f"note: {n}" for n in o.notes)
         if o.excluded:
             lines.append("paired but not shared: " + "; ".join(f"{x['layer']} ({x['reason']})" for x in o.excluded[:5])
                          + (f"; ... and {len(o.excluded) - 5} more" if len(o.excluded) > 5 else ""))
+        return lines
+    if key == "reference":
+        r = report.reference
+        if r is not None and r.outputs:
+            lines.extend(_indent_table(_OUTPUT_HEADERS, _output_rows(r.outputs), align="llllrrrrl"))
+        if r is not None and r.recorded:
+            about = ", ".join(f"{k} {v}" for k, v in r.recorded.items() if k != "notes")
+            lines.append(f"{r.path}: recorded with {about}")
+            lines.extend(f"note: {n}" for n in r.recorded.get("notes") or [])
         return lines
     f = report.finetune
     if f.status == SKIPPED:
@@ -251,7 +299,11 @@ def _details_text(report: ValidationReport, key: str) -> list[str]:
     lines.append(f"device: {_device_line(report)}")
     lines.append(f"frozen: {_freeze_line(report)}")
     lines.append(f"loss:   {f.loss_name}; metric: {f.metric}")
-    lines.extend(_indent_table(["stage", "epochs", "steps", "lr", "train loss", "accuracy", "ms/step",
+    for name, head in f.losses.items():
+        if len(f.losses) > 1 or head.get("why", "").startswith("one linear"):
+            lines.append(f"        {name}: {head.get('loss')}{' (from logits)' if head.get('from_logits') else ''}"
+                         f" - {head.get('why')}")
+    lines.extend(_indent_table(["stage", "epochs", "steps", "lr", "train loss", f.metric, "ms/step",
                                 "frozen/trainable vars"], _stage_rows(report), align="lrrrllrr"))
     gain = _gain_line(report)
     if gain:
@@ -287,7 +339,7 @@ def render_markdown(report: ValidationReport) -> str:
         "| check | status | result |",
         "| --- | --- | --- |",
     ]
-    for key, title in _TITLES:
+    for key, title in _titles(report):
         status = dict(report.checks)[key]
         lines.append(f"| {title} | {_ICONS.get(status, status)} | {_md(_summary(report, key))} |")
     lines.append("")
@@ -301,7 +353,7 @@ def render_markdown(report: ValidationReport) -> str:
         lines.append(f"**Fine-tuning** on {_md(_data_line(report))}; {_md(_device_line(report))}; "
                      f"frozen: {_md(_freeze_line(report))}.")
         lines.append("")
-        lines.append("| stage | epochs | steps | lr | train loss | accuracy | ms/step |")
+        lines.append(f"| stage | epochs | steps | lr | train loss | {f.metric} | ms/step |")
         lines.append("| --- | ---: | ---: | ---: | --- | --- | ---: |")
         for row in _stage_rows(report):
             lines.append("| " + " | ".join(_md(c) for c in row[:7]) + " |")
@@ -330,13 +382,68 @@ def render_markdown(report: ValidationReport) -> str:
     if o.outputs:
         lines.append(f"<details><summary>Shared sub-graph outputs ({len(o.outputs)})</summary>")
         lines.append("")
-        lines.append("| output of | status | shape | max abs diff | max rel diff | note |")
-        lines.append("| --- | --- | --- | ---: | ---: | --- |")
-        for row in _output_rows(report):
-            lines.append(f"| {_code(row[0])} | {row[2]} | {row[3]} | {row[4]} | {row[5]} | {_md(row[6])} |")
+        lines.append("| output of | status | shape | max abs diff | mean abs diff | max rel diff | cosine | note |")
+        lines.append("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
+        for row in _output_rows(o.outputs):
+            lines.append(f"| {_code(row[0])} | {row[2]} | {row[3]} | {row[4]} | {row[5]} | {row[6]} | {row[7]} "
+                         f"| {_md(row[8])} |")
         lines.append("")
         lines.extend(f"- {_md(n)}" for n in o.notes)
         lines.append("</details>")
         lines.append("")
     lines.append(f"_{_md(_exit_line(report))}_")
     return "\n".join(lines) + "\n"
+
+
+# -- several backends ---------------------------------------------------------------------------
+def render_backends(report: BackendsReport, fmt: str = "text", *, colour: bool | None = None) -> str:
+    """A ``--backends`` report: each backend's own report (as it rendered it), then their agreement."""
+    if fmt == "json":
+        return json.dumps(_finite(report.to_dict()), indent=2, allow_nan=False, default=str) + "\n"
+    rows = [[c["backend"], c["baseline"], c["output"], c["status"], "x".join(str(d) for d in c.get("shape") or []),
+             _num(c.get("max_abs_diff")), _num(c.get("mean_abs_diff")), _num(c.get("max_rel_diff")),
+             _num(c.get("cosine_similarity"), 6)] for c in report.agreement.comparisons]
+    headers = ["backend", "against", "output", "status", "shape", "max |diff|", "mean |diff|", "max rel", "cosine"]
+    a = report.agreement
+    if fmt == "markdown":
+        icon = "✅" if report.exit_code == 0 else "❌"
+        out = [f"## {icon} archdiff validate on {', '.join(report.backends)}", ""]
+        for name, text in zip(report.backends, report.rendered):
+            out += [f"#### {name}", "", text.rstrip(), ""]
+        out += [f"#### agreement across backends: {_ICONS.get(a.status, a.status)}", "", _md(a.reason), ""]
+        if rows:
+            out.append("| " + " | ".join(headers) + " |")
+            out.append("|" + " --- |" * len(headers))
+            out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+            out.append("")
+        out += [f"- {_md(f)}" for f in report.failures]
+        out.append(f"_{_md(_backends_exit_line(report))}_")
+        return "\n".join(out) + "\n"
+    on = use_colour() if colour is None else colour
+    out = [f"archdiff validate on {len(report.backends)} backends: {', '.join(report.backends)} (one process each)", ""]
+    for name, data, text in zip(report.backends, report.reports, report.rendered):
+        rebuild = data.get("rebuild") or {}
+        version = " ".join(x for x in (rebuild.get("backend_version"), f"(Keras {rebuild['keras_version']})"
+                                       if rebuild.get("keras_version") else "") if x)
+        out.append(paint(f"== {name} {version} ==".replace("  ", " "), "bold", on))
+        out.append(text.rstrip())
+        out.append("")
+    label = paint(f"[{a.status.upper():7}]", _COLOURS.get(a.status, "bold"), on)
+    out.append(f"{label} backends agree  {a.reason}")
+    if rows:
+        out.extend("    " + line for line in _indent_table(headers, rows, align="lllllrrrr"))
+    if report.failures:
+        out.append("")
+        out.append(paint(f"failures ({len(report.failures)}):", "red", on))
+        out.extend(f"  - {f}" for f in report.failures)
+    out.append("")
+    if report.seconds is not None:
+        out.append(f"validated on {len(report.backends)} backends in {report.seconds:.1f} s")
+    out.append(_backends_exit_line(report))
+    return "\n".join(out) + "\n"
+
+
+def _backends_exit_line(report: BackendsReport) -> str:
+    if report.exit_code == 0:
+        return f"exit 0: every check passed on {', '.join(report.backends)}, and the backends agree"
+    return f"exit 1: {len(report.failures)} failure(s) across {', '.join(report.backends)}"
