@@ -165,6 +165,11 @@ def _is_ref(obj: Any) -> bool:
             and type(obj[1]) is int and type(obj[2]) is int and (len(obj) == 3 or isinstance(obj[3], dict)))
 
 
+def _is_constant(obj: Any) -> bool:
+    return (isinstance(obj, list) and len(obj) in (3, 4) and obj[0] == "_CONSTANT_VALUE" and obj[1] == -1
+            and isinstance(obj[2], (int, float)) and not isinstance(obj[2], bool))
+
+
 def _compute_dtype(dtype: Any) -> str:
     name = dtype if isinstance(dtype, str) else None
     if isinstance(dtype, Mapping) and isinstance(dtype.get("config"), Mapping):
@@ -247,10 +252,18 @@ class _Upgrader:
             if not isinstance(entry, Mapping):
                 raise NotConvertibleError("a layer entry is not a mapping", path=self.where)
             old = _entry_name(entry) or ""
+            refused = len(self.refusals)
             layer = self.layer(entry, path, names)
             layer["name"] = names.get(old, old)
-            layer["inbound_nodes"] = [self.node(n, entry, path, names, shifted)
-                                      for n in entry.get("inbound_nodes") or []]
+            # Its calls build every layer of a Functional; tf-keras' build_config does not fit every Keras 3
+            # class (MultiHeadAttention builds from three shapes).
+            layer.pop("build_config", None)
+            if len(self.refusals) > refused:
+                # Refused anyway: its calls need not be converted (and may not be convertible).
+                layer["inbound_nodes"] = copy.deepcopy(entry.get("inbound_nodes") or [])
+            else:
+                layer["inbound_nodes"] = [self.node(n, entry, path, names, shifted)
+                                          for n in entry.get("inbound_nodes") or []]
             layers.append(layer)
         body = {k: copy.deepcopy(v) for k, v in config.items() if k not in ("layers", "input_layers", "output_layers")}
         body["name"] = config.get("name")
@@ -465,6 +478,17 @@ class _Upgrader:
         """One Keras 2 call (``[[ref, ...]]`` or, for TFOpLambda, a bare ``ref``) in Keras 3's form."""
         path = f"{parent}/{_entry_name(entry)}" if parent else str(_entry_name(entry))
         is_op = entry.get("class_name") == "TFOpLambda"
+        if is_op and _is_constant(node):
+            # tf-keras' ``3.0 * y``: the first argument is a constant, ``[_CONSTANT_VALUE, -1, value, kwargs]``.
+            kw = self.kwargs(node[3] if len(node) == 4 else {}, parent, names, shifted)
+            kw = dict(kw) if isinstance(kw, dict) else {}
+            kw.pop("name", None)
+            y = kw.pop("y", None)
+            if kw or _has_missing(y) or not _has_tensor(y):
+                raise NotConvertibleError(f"layer '{path}' (TFOpLambda) is called on constants only or with "
+                                          f"{sorted(kw)}, which is not converted", path=self.where,
+                                          hint="export with --dialect source")
+            return {"args": [copy.deepcopy(node[2]), y], "kwargs": {}}
         if _is_ref(node):
             refs = [node]
             single = True
@@ -621,21 +645,40 @@ def upgrade_config(serialized: Mapping, *, shapes: ShapeLookup | None = None, wh
 
 
 def architecture_shapes(arch) -> ShapeLookup:
-    """A :data:`ShapeLookup` over the output shapes archdiff read or inferred for ``arch``."""
-    table: dict[tuple[str, str], Any] = {}
-    for layer in arch.layers:
-        table[(layer.parent, layer.name)] = layer
+    """A :data:`ShapeLookup` over the output shapes archdiff read or inferred for ``arch``.
 
-    def lookup(parent: str, name: str, index: int):
+    archdiff knows a layer's outputs for its first call; a shared layer's other
+    calls have the same shapes when each call's inputs have the first call's
+    shapes (an output shape is a function of the config and the input shapes),
+    and are unknown otherwise.
+    """
+    table: dict[tuple[str, str], Any] = {(layer.parent, layer.name): layer for layer in arch.layers}
+    uniform: dict[tuple[str, str], bool] = {}
+
+    def shape_of(parent: str, name: str, index: int, depth: int = 0):
         layer = table.get((parent, name))
         if layer is None or not layer.output_shapes or index >= len(layer.output_shapes):
             return None
-        if len(layer.calls) > 1:
-            return None  # a shared layer: its calls may differ in shape, and only the first is known
-        shape = layer.output_shapes[index]
-        if not isinstance(shape, tuple):
+        if len(layer.calls) > 1 and not calls_agree(layer, depth):
             return None
-        dtype = layer.config.get("dtype") if isinstance(layer.config, Mapping) else None
+        shape = layer.output_shapes[index]
+        return shape if isinstance(shape, tuple) else None
+
+    def calls_agree(layer, depth: int) -> bool:
+        key = (layer.parent, layer.name)
+        if key not in uniform:
+            uniform[key] = False  # a cycle (refused by the reader anyway) counts as unknown
+            seen = {tuple(shape_of(layer.parent, r.layer, r.tensor_index, depth + 1) if depth < 200 else None
+                          for r in call.inputs) for call in layer.calls}
+            uniform[key] = len(seen) == 1 and None not in next(iter(seen))
+        return uniform[key]
+
+    def lookup(parent: str, name: str, index: int):
+        shape = shape_of(parent, name, index)
+        if shape is None:
+            return None
+        config = table[(parent, name)].config
+        dtype = config.get("dtype") if isinstance(config, Mapping) else None
         return list(shape), _compute_dtype(dtype)
 
     return lookup
