@@ -28,12 +28,12 @@ from pathlib import Path
 import h5py
 import pytest
 import yaml
+from support import FIXTURES, expected_for
 
 import archdiff
 from archdiff.errors import NotConvertibleError
-from archdiff.views import model_export, upgrade_config
+from archdiff.views import upgrade_config
 from archdiff.views.upgrade import APPLICATION_LAYERS, KERAS2_ONLY_LAYERS, KERAS3_LAYERS
-from support import FIXTURES, expected_for
 
 K2 = FIXTURES / "keras2"
 K2_MODELS = [K2 / n for n in (
@@ -336,7 +336,7 @@ def describe(model, rename=lambda n: n):
                 ops.append(prefix + op.name)
 
     walk(model, "")
-    size = lambda ws: int(sum(np.prod(w.shape) for w in ws))  # noqa: E731
+    size = lambda ws: int(sum(np.prod(w.shape) for w in ws))
     return {"layers": rows, "ops": sorted(ops), "count_params": int(model.count_params()),
             "trainable": size(model.trainable_weights), "non_trainable": size(model.non_trainable_weights)}
 
@@ -401,7 +401,7 @@ def _applications() -> list[str]:
         text = (Path(spec.origin).parent / "applications" / "__init__.py").read_text()
         import re
 
-        return sorted(set(re.findall(r"import (\w+)$", text, re.M)) - {"imagenet_utils"}) or APPLICATIONS
+        return sorted(set(re.findall(r"import ([A-Z]\w*)$", text, re.MULTILINE))) or APPLICATIONS
     return APPLICATIONS
 
 
@@ -470,8 +470,8 @@ def test_tf_keras_to_yaml_text_loads_with_model_from_yaml(keras2_built, name):
 
 @pytest.mark.tensorflow
 def test_operators_compute_what_tf_keras_computed(keras2_built, tmp_path, cli):
-    import numpy as np
     import keras
+    import numpy as np
 
     folder, manifest = keras2_built
     out = tmp_path / "ops.json"
@@ -485,8 +485,8 @@ def test_operators_compute_what_tf_keras_computed(keras2_built, tmp_path, cli):
 
 @pytest.mark.tensorflow
 def test_lambda_stays_behind_keras_safe_mode(keras2_built, tmp_path, cli):
-    import numpy as np
     import keras
+    import numpy as np
 
     folder, manifest = keras2_built
     out = tmp_path / "lambda.yaml"
@@ -515,8 +515,8 @@ def test_refusals_name_the_layers(keras2_built, tmp_path, cli):
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("src", K2_MODELS, ids=lambda p: p.name)
 def test_fixtures_load_in_keras3_as_tf_keras_recorded(tmp_path, cli, src):
-    import numpy as np
     import keras
+    import numpy as np
 
     out = tmp_path / "k3.json"
     _export(cli, src, out)
@@ -532,7 +532,7 @@ def test_fixtures_load_in_keras3_as_tf_keras_recorded(tmp_path, cli, src):
 
     walk(model, "")
     assert rows == [(l["path"], l["class_name"]) for l in expected["layers"]]
-    size = lambda ws: int(sum(np.prod(w.shape) for w in ws))  # noqa: E731
+    size = lambda ws: int(sum(np.prod(w.shape) for w in ws))
     assert (model.count_params(), size(model.trainable_weights), size(model.non_trainable_weights)) == (
         expected["total_params"], expected["trainable_params"], expected["non_trainable_params"])
 

@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 
 from archdiff.errors import TopologyUnknownError, UsageError
-from archdiff.views.graph import GRAPH_FORMATS, dump_graph, to_graph
 from archdiff.model import Architecture
+from archdiff.views.graph import GRAPH_FORMATS, dump_graph, to_graph
 
 MODEL_FORMATS = ("json", "yaml")
 #: A self-contained page that draws the model (archdiff.htmlreport).

@@ -28,119 +28,32 @@ archdiff does not know is kept under its name for ``custom_objects``. Nothing
 here imports Keras or runs code from the file: a Lambda's code is moved, never
 loaded, and Keras' safe mode still refuses it when the result is loaded.
 
-Each rewrite is counted in :attr:`Upgraded.notes`, so a user sees what changed.
+Each rewrite is counted in :attr:`Upgraded.notes`, so a user sees what changed. The tables of what
+differs between the two Kerases are data in :mod:`archdiff.views.upgrade_rules`.
 """
 from __future__ import annotations
 
 import copy
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from archdiff.errors import NotConvertibleError
-
-#: Written as ``keras_version`` of an upgraded document: the Keras the rewrite targets and is tested with.
-TARGET_KERAS_VERSION = "3.15.1"
-
-#: Every layer class of ``keras.layers`` in Keras 3.15 (a tensorflow-marked test checks it against Keras).
-KERAS3_LAYERS = frozenset("""
-Activation ActivityRegularization AdaptiveAveragePooling1D AdaptiveAveragePooling2D
-AdaptiveAveragePooling3D AdaptiveMaxPooling1D AdaptiveMaxPooling2D AdaptiveMaxPooling3D Add
-AdditiveAttention AlphaDropout Attention AugMix AutoContrast Average AveragePooling1D
-AveragePooling2D AveragePooling3D AvgPool1D AvgPool2D AvgPool3D BatchNormalization Bidirectional
-CategoryEncoding CenterCrop Concatenate ContrastLimitedAdaptiveHistogramEqualization Conv1D
-Conv1DTranspose Conv2D Conv2DTranspose Conv3D Conv3DTranspose ConvLSTM1D ConvLSTM2D ConvLSTM3D
-Convolution1D Convolution1DTranspose Convolution2D Convolution2DTranspose Convolution3D
-Convolution3DTranspose Cropping1D Cropping2D Cropping3D CutMix Dense DepthwiseConv1D
-DepthwiseConv2D Discretization Dot Dropout ELU EinsumDense Embedding Equalization Flatten
-FlaxLayer GRU GRUCell GaussianDropout GaussianNoise GlobalAveragePooling1D
-GlobalAveragePooling2D GlobalAveragePooling3D GlobalAvgPool1D GlobalAvgPool2D GlobalAvgPool3D
-GlobalMaxPool1D GlobalMaxPool2D GlobalMaxPool3D GlobalMaxPooling1D GlobalMaxPooling2D
-GlobalMaxPooling3D GroupNormalization GroupQueryAttention HashedCrossing Hashing Identity
-InputLayer IntegerLookup JaxLayer LSTM LSTMCell Lambda Layer LayerNormalization LeakyReLU
-Masking MaxNumBoundingBoxes MaxPool1D MaxPool2D MaxPool3D MaxPooling1D MaxPooling2D MaxPooling3D
-Maximum MelSpectrogram Minimum MixUp MultiHeadAttention Multiply Normalization PReLU Permute
-Pipeline RMSNormalization RNN RandAugment RandomBrightness RandomColorDegeneration
-RandomColorJitter RandomContrast RandomCrop RandomElasticTransform RandomErasing RandomFlip
-RandomGaussianBlur RandomGrayscale RandomHue RandomInvert RandomPerspective RandomPosterization
-RandomRotation RandomSaturation RandomSharpness RandomShear RandomTranslation RandomZoom ReLU
-RepeatVector Rescaling Reshape Resizing ReversibleEmbedding STFTSpectrogram SeparableConv1D
-SeparableConv2D SeparableConvolution1D SeparableConvolution2D SimpleRNN SimpleRNNCell Softmax
-Solarization SpatialDropout1D SpatialDropout2D SpatialDropout3D SpectralNormalization
-StackedRNNCells StringLookup Subtract TFSMLayer TextVectorization TimeDistributed
-TorchModuleWrapper UnitNormalization UpSampling1D UpSampling2D UpSampling3D Wrapper
-ZeroPadding1D ZeroPadding2D ZeroPadding3D
-""".split())
-
-#: tf-keras layer classes Keras 3 does not have, and why no other class stands in for them.
-KERAS2_ONLY_LAYERS = {
-    "DenseFeatures": "feature columns do not exist in Keras 3",
-    "LocallyConnected1D": "Keras 3 removed locally-connected layers",
-    "LocallyConnected2D": "Keras 3 removed locally-connected layers",
-    "RandomHeight": "Keras 3 removed it (RandomZoom/Resizing do not resize the same way)",
-    "RandomWidth": "Keras 3 removed it (RandomZoom/Resizing do not resize the same way)",
-    "ThresholdedReLU": "Keras 3 removed it (ReLU's threshold keeps x == theta, ThresholdedReLU zeroes it)",
-    "TensorFlowOpLayer": "a raw TensorFlow graph op has no Keras 3 equivalent",
-    "ClassMethod": "a TensorFlow class-method call has no Keras 3 equivalent",
-    "InstanceMethod": "a TensorFlow tensor-method call has no Keras 3 equivalent",
-    "InstanceProperty": "a TensorFlow tensor-property access has no Keras 3 equivalent",
-    "SlicingOpLambda": "tf-keras slicing (x[...]) is not mapped to Keras 3's GetItem",
-}
-
-#: tf-keras application classes that Keras 3 ships under the same name with the same config.
-APPLICATION_LAYERS = {
-    "LayerScale": ("keras.src.applications.convnext", frozenset({"init_values", "projection_dim"})),
-    "CustomScaleLayer": ("keras.src.applications.inception_resnet_v2", frozenset({"scale"})),
-}
-
-#: TFOpLambda functions that are exactly a Keras 3 operation of two arguments ``(x, y)``.
-OPERATORS = {
-    "__operators__.add": "Add", "math.add": "Add",
-    "math.subtract": "Subtract",
-    "math.multiply": "Multiply",
-    "math.truediv": "TrueDivide", "__operators__.truediv": "TrueDivide",
-}
-
-_CONV_TRANSPOSE = ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Convolution1DTranspose",
-                   "Convolution2DTranspose", "Convolution3DTranspose")
-_SEPARABLE = ("SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D")
-_RECURRENT = ("RNN", "SimpleRNN", "GRU", "LSTM", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
-_RANDOM = ("RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation",
-           "RandomZoom")
-_NO_VALUE = object()
-
-#: Config keys tf-keras writes that Keras 3's class refuses: ``(classes, key, the value that means the same as
-#: leaving it out or _NO_VALUE for any value, why)``. Any other value is refused, naming the layer.
-KEYS_DROPPED = (
-    (_CONV_TRANSPOSE + ("DepthwiseConv1D", "DepthwiseConv2D") + _SEPARABLE, "groups", 1,
-     "the Conv base class' 'groups', always 1 for these classes"),
-    (_SEPARABLE, "kernel_initializer", _NO_VALUE, "unused: separable convolutions have depthwise/pointwise kernels"),
-    (_SEPARABLE, "kernel_regularizer", _NO_VALUE, "unused: separable convolutions have depthwise/pointwise kernels"),
-    (_SEPARABLE, "kernel_constraint", _NO_VALUE, "unused: separable convolutions have depthwise/pointwise kernels"),
-    (_RECURRENT, "time_major", False, "Keras 3 recurrent layers are batch-major only"),
-    (("MultiHeadAttention",), "query_shape", _NO_VALUE, "build shapes; the layer's calls build it"),
-    (("MultiHeadAttention",), "key_shape", _NO_VALUE, "build shapes; the layer's calls build it"),
-    (("MultiHeadAttention",), "value_shape", _NO_VALUE, "build shapes; the layer's calls build it"),
-    (("MultiHeadAttention",), "softmax_robust_masking", False, "Keras 3 has only the default masking"),
-    (("Discretization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"), "trainable", _NO_VALUE,
-     "Keras 3's class takes no 'trainable' and the layer has no weights"),
-    (_RANDOM, "rng_type", _NO_VALUE, "Keras 3 draws from its own seed generator"),
-    (("SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"), "noise_shape", None,
-     "spatial dropout fixes its own noise shape"),
+from archdiff.views.upgrade_rules import (
+    APPLICATION_LAYERS,
+    BASE_LAYER_KEYS,
+    CHANGED_ACTIVATIONS,
+    KERAS2_ONLY_LAYERS,
+    KERAS3_LAYERS,
+    KEYS_DROPPED,
+    LAMBDA_KEYS_DROPPED,
+    LAYER_KEYS,
+    MODEL_CLASSES,
+    NO_VALUE,
+    OPERATORS,
+    TARGET_KERAS_VERSION,
 )
-
-#: Activation names that mean another function in Keras 3 (there is no Keras 3 name for the tf-keras one).
-CHANGED_ACTIVATIONS = {
-    "hard_sigmoid": "tf-keras' hard_sigmoid is clip(0.2x + 0.5), Keras 3's is clip(x/6 + 0.5)",
-}
-
-#: Config keys holding a whole serialized layer (wrappers, recurrent cells).
-_LAYER_KEYS = ("layer", "backward_layer", "cell")
-
-_BASE_LAYER_KEYS = frozenset({"name", "trainable", "dtype"})
-_MODEL_CLASSES = ("Functional", "Model", "Sequential")
-#: Lambda keys Keras 3 does not take (``saving_utils.LAMBDA_DEP_ARGS``).
-_LAMBDA_KEYS_DROPPED = ("module", "function_type", "output_shape_type", "output_shape_module")
 
 #: ``(parent_path, layer_name, tensor_index) -> (shape, dtype)`` of a layer's output, or None.
 ShapeLookup = Callable[[str, str, int], "tuple[list, str] | None"]
@@ -311,7 +224,7 @@ class _Upgrader:
         path = f"{parent}/{old}" if parent else old
         if not isinstance(class_name, str) or not isinstance(config, Mapping):
             raise NotConvertibleError(f"layer '{path}' has no 'class_name' and 'config'", path=self.where)
-        if class_name in _MODEL_CLASSES and isinstance(config.get("layers"), list):
+        if class_name in MODEL_CLASSES and isinstance(config.get("layers"), list):
             out = self.model(entry, parent, path)
             new_name = names.get(old)
             if new_name:
@@ -347,7 +260,7 @@ class _Upgrader:
         from_tf_keras_app = source_module is None or (
             isinstance(source_module, str) and source_module.endswith(module.split(".")[-1])
             and source_module.split(".")[0] in ("tf_keras", "keras"))
-        extra = set(cfg) - _BASE_LAYER_KEYS
+        extra = set(cfg) - BASE_LAYER_KEYS
         if from_tf_keras_app and extra == keys:
             self.counts[f"tf-keras application class '{class_name}' mapped to {module}.{class_name}"] += 1
             return {"module": module, "class_name": class_name, "config": cfg, "registered_name": class_name}
@@ -389,7 +302,7 @@ class _Upgrader:
             if class_name not in classes or key not in cfg:
                 continue
             value = cfg.pop(key)
-            if same is _NO_VALUE or value == same:
+            if same is NO_VALUE or value == same:
                 self.counts[f"{class_name} '{key}' dropped ({why})"] += 1
             else:
                 self.refusals.append(f"'{path}' ({class_name} {key}={value!r}: {why})")
@@ -398,7 +311,7 @@ class _Upgrader:
                 cfg[key] = self.initializer(value)
             elif key.endswith("activation") and isinstance(value, str) and value in CHANGED_ACTIVATIONS:
                 self.refusals.append(f"'{path}' ({key} '{value}': {CHANGED_ACTIVATIONS[value]})")
-            elif key in _LAYER_KEYS and isinstance(value, Mapping) and isinstance(value.get("class_name"), str):
+            elif key in LAYER_KEYS and isinstance(value, Mapping) and isinstance(value.get("class_name"), str):
                 cfg[key] = self.layer(value, path, {})
             elif key == "cells" and isinstance(value, list):
                 cfg[key] = [self.layer(v, path, {}) if isinstance(v, Mapping) else v for v in value]
@@ -420,7 +333,7 @@ class _Upgrader:
                  "mask": cfg.get("mask_type")}
         modules = {"function": cfg.get("module"), "output_shape": cfg.get("output_shape_module"),
                    "mask": cfg.get("mask_module")}
-        for key in _LAMBDA_KEYS_DROPPED + ("mask_type", "mask_module"):
+        for key in LAMBDA_KEYS_DROPPED + ("mask_type", "mask_module"):
             cfg.pop(key, None)
         for key in ("function", "output_shape", "mask"):
             value = cfg.get(key)
@@ -616,7 +529,7 @@ def upgrade_config(serialized: Mapping, *, shapes: ShapeLookup | None = None, wh
     every layer that has no exact Keras 3 equivalent.
     """
     up = _Upgrader(shapes, where)
-    if serialized.get("class_name") not in _MODEL_CLASSES and not isinstance(
+    if serialized.get("class_name") not in MODEL_CLASSES and not isinstance(
             (serialized.get("config") or {}).get("layers"), list):
         raise NotConvertibleError(f"class '{serialized.get('class_name')}' is not a model with layers",
                                   path=where, hint="export with --dialect source")
