@@ -16,7 +16,7 @@ loader fails on real tf-keras files:
   keyword tensors on as lists), and references to a nested model count its
   calls as Keras 3 does (tf-keras counts the nested model's own graph as node 0);
 * layer names with ``/`` (DenseNet's ``conv1/conv``; Keras 3 forbids the
-  character) become ``_``, as Keras 3's own applications name them;
+  character) become ``_``, as Keras 3's own DenseNet names them;
 * tf-keras' application classes that Keras 3 also ships (``LayerScale``,
   ``CustomScaleLayer``) are mapped when their configs agree, and TFOpLambda
   calls of arithmetic operators become the Keras 3 operations that the same
@@ -111,19 +111,14 @@ class _Upgrader:
                                       path=self.where)
         sequential = class_name == "Sequential" or "input_layers" not in config
         body = self.sequential(config, path) if sequential else self.functional(config, path)
-        if class_name in ("Functional", "Model") or (class_name != "Sequential" and not sequential):
+        if class_name in ("Functional", "Model"):
             if class_name == "Model":
                 self.counts["class 'Model' written as Keras 3's 'Functional'"] += 1
-            if class_name in ("Functional", "Model"):
-                out = {"module": "keras.src.models.functional", "class_name": "Functional",
-                       "config": body, "registered_name": "Functional"}
-            else:
-                out = self.custom_entry(class_name, entry, body)
-        elif class_name == "Sequential":
-            out = {"module": "keras", "class_name": "Sequential", "config": body, "registered_name": None}
-        else:
-            out = self.custom_entry(class_name, entry, body)
-        return out
+            return {"module": "keras.src.models.functional", "class_name": "Functional", "config": body,
+                    "registered_name": "Functional"}
+        if class_name == "Sequential":
+            return {"module": "keras", "class_name": "Sequential", "config": body, "registered_name": None}
+        return self.custom_entry(class_name, entry, body)  # a subclass of Model with a functional config
 
     def custom_entry(self, class_name: str, entry: Mapping, body: dict) -> dict:
         self.custom[class_name] = None
@@ -307,25 +302,13 @@ class _Upgrader:
             else:
                 self.refusals.append(f"'{path}' ({class_name} {key}={value!r}: {why})")
         for key, value in list(cfg.items()):
-            if key.endswith("_initializer") and isinstance(value, Mapping):
-                cfg[key] = self.initializer(value)
-            elif key.endswith("activation") and isinstance(value, str) and value in CHANGED_ACTIVATIONS:
+            if key.endswith("activation") and isinstance(value, str) and value in CHANGED_ACTIVATIONS:
                 self.refusals.append(f"'{path}' ({key} '{value}': {CHANGED_ACTIVATIONS[value]})")
             elif key in LAYER_KEYS and isinstance(value, Mapping) and isinstance(value.get("class_name"), str):
                 cfg[key] = self.layer(value, path, {})
             elif key == "cells" and isinstance(value, list):
                 cfg[key] = [self.layer(v, path, {}) if isinstance(v, Mapping) else v for v in value]
         return cfg
-
-    def initializer(self, value: Mapping) -> dict:
-        out = dict(value)
-        inner = out.get("config")
-        if out.get("class_name") == "VarianceScaling" and isinstance(inner, Mapping) \
-                and inner.get("distribution") == "normal":
-            # tf-keras' VarianceScaling reads 'normal' as 'truncated_normal'; Keras 3 refuses the old name.
-            out["config"] = {**inner, "distribution": "truncated_normal"}
-            self.counts["VarianceScaling distribution 'normal' written as 'truncated_normal' (what tf-keras used)"] += 1
-        return out
 
     def lambda_config(self, cfg: dict) -> None:
         """Keras 2's Lambda layout into Keras 3's, as ``saving_utils.model_from_config`` does; no code is run."""
@@ -490,7 +473,9 @@ def _entry_name(entry: Any) -> str | None:
 
 
 def _input_dtype(dtype: Any) -> str:
-    return _compute_dtype(dtype) if dtype is not None else "float32"
+    """The dtype of the input tf-keras made for a Sequential's first layer: the layer's variable dtype."""
+    name = _compute_dtype(dtype) if dtype is not None else "float32"
+    return "float32" if isinstance(dtype, (str, Mapping)) and "mixed_" in str(dtype) else name
 
 
 def _counts_own_graph(entry: Mapping) -> bool:
