@@ -56,6 +56,10 @@ class LimitExceededError(InputError):
     """The input exceeds one of archdiff's documented reading limits."""
 
 
+class NotConvertibleError(InputError):
+    """A Keras 2 config holds something with no exact Keras 3 equivalent (export's keras3 dialect)."""
+
+
 class TopologyUnknownError(ArchdiffError):
     """The operation needs a model's topology and the input has none."""
 

@@ -82,3 +82,14 @@ register(("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
           "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
           "Masking", "Identity"),
          output=same_shape, weights=no_weights)
+
+
+# -- layers of keras.applications (same name and config in tf-keras and Keras 3) ---
+def _layer_scale_weights(cfg, shapes, keras2):
+    return [("gamma", (need(cfg.get("projection_dim")),), True)]
+
+
+# ConvNeXt's LayerScale scales its input by a learned vector; InceptionResNetV2's
+# CustomScaleLayer returns inputs[0] + inputs[1] * scale.
+register("LayerScale", output=same_shape, weights=_layer_scale_weights)
+register("CustomScaleLayer", output=same_shape, weights=no_weights)

@@ -1,4 +1,5 @@
-"""Views of one Architecture: the graph and its exports, the layer table, the summary, JSON/YAML exports.
+"""Views of one Architecture: the graph and its exports, the layer table, the summary, JSON/YAML exports
+(Keras 2 configs rewritten for Keras 3 by ``upgrade``).
 
 This ``__init__`` re-exports the stage's public names, so ``from archdiff.views import …``
 keeps working whichever module inside the package holds them.
@@ -21,12 +22,23 @@ from archdiff.views.export import (  # noqa: F401
     MODEL_FORMATS,
     PAGE_FORMATS,
     FORMATS,
+    DIALECTS,
+    ModelExport,
     format_for,
+    model_export,
     model_document,
+    document_text,
     to_json_text,
     to_yaml_text,
     export_text,
     model_from_yaml,
 )
+from archdiff.views.upgrade import (  # noqa: F401
+    KERAS3_LAYERS,
+    Upgraded,
+    upgrade_architecture,
+    upgrade_config,
+)
 
-__all__ = ['shape_text', 'to_graph', 'GRAPH_FORMATS', 'dump_graph', 'to_dot', 'layer_row', 'layer_rows', 'summary', 'MODEL_FORMATS', 'PAGE_FORMATS', 'FORMATS', 'format_for', 'model_document', 'to_json_text', 'to_yaml_text', 'export_text', 'model_from_yaml']
+__all__ = ['shape_text', 'to_graph', 'GRAPH_FORMATS', 'dump_graph', 'to_dot', 'layer_row', 'layer_rows', 'summary', 'MODEL_FORMATS', 'PAGE_FORMATS', 'FORMATS', 'format_for', 'model_document', 'to_json_text', 'to_yaml_text', 'export_text', 'model_from_yaml', 'DIALECTS', 'ModelExport', 'model_export',
+           'document_text', 'KERAS3_LAYERS', 'Upgraded', 'upgrade_architecture', 'upgrade_config']
