@@ -540,3 +540,16 @@ def test_plain_pre_commit_hook_refuses_a_breaking_commit(repo, archdiff_on_path)
     git(repo, "add", "notes.txt")
     git(repo, "commit", "-q", "-m", "activation", env=env)
     assert git(repo, "rev-list", "--count", "HEAD") == "2"
+
+
+def test_readme_first_screen_shows_the_gate_in_ci_in_under_ten_lines():
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert lines[2].startswith("    make demo ") and lines[3].startswith("    make test ")  # still first
+    rest = lines[5:]
+    block = rest[: rest.index("", rest.index("    # .github/workflows/models.yml: fail a pull request that breaks "
+                                              "a model"))]
+    assert len([line for line in block if line.strip()]) < 10  # the sentence and the workflow
+    workflow = yaml.safe_load("\n".join(line[4:] for line in block if line.startswith("    ")))
+    steps = workflow["jobs"]["gate"]["steps"]
+    assert workflow[True] == "pull_request"  # YAML 1.1 reads the key `on` as true
+    assert steps[0]["uses"].startswith("actions/checkout@") and "/archdiff@" in steps[1]["uses"]
