@@ -259,7 +259,8 @@ class CiReport:
         entry = _Entry(f.path, f.status, f.exit_code)
         if f.diff is not None:
             entry.classification = f.diff.classification
-            if self.summary is not None:
+            # Past GitHub's limit the summary keeps the verdicts only: stop holding reports it will not show.
+            if self.summary is not None and sum(len(e.markdown) for e in self.entries) <= SUMMARY_LIMIT:
                 from archdiff.diff.render import render_markdown
 
                 entry.markdown = render_markdown(f.diff, policy=f.policy, exit_code=f.exit_code)
