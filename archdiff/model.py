@@ -274,3 +274,19 @@ class Architecture:
         if not known:
             return ParamCounts(total, None, None, non_trainable_at_least=by_nature)
         return ParamCounts(total, trainable, total - trainable, non_trainable_at_least=by_nature)
+
+    # -- display: a REPL's one line, IPython's text, Jupyter's table (archdiff.views.notebook owns them) -------
+    def __repr__(self) -> str:
+        from archdiff.views.notebook import model_repr
+
+        return model_repr(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        from archdiff.views.notebook import model_pretty
+
+        model_pretty(self, p, cycle)
+
+    def _repr_html_(self) -> str:
+        from archdiff.views.notebook import model_html
+
+        return model_html(self)

@@ -18,3 +18,10 @@ def cli(capsys):
         return code, out, err
 
     return call
+
+
+@pytest.fixture(autouse=True)
+def _no_job_summary(monkeypatch):
+    """archdiff appends to $GITHUB_STEP_SUMMARY when set (archdiff.ci): keep the tests off the summary of the
+    CI that runs them. Tests of the summary set it themselves."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)

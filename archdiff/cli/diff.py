@@ -2,7 +2,8 @@
 
 This module owns the two commands' arguments and how their reports are
 printed. The work is the library's: :func:`archdiff.diff.diff` and the policy
-for ``diff``, :mod:`archdiff.diff.gate` (which iterates over the files) for ``gate``.
+for ``diff``, :mod:`archdiff.diff.gate` (which iterates over the files) for ``gate``;
+what both leave for CI (the job summary, annotations) is :mod:`archdiff.ci`'s.
 """
 from __future__ import annotations
 
@@ -44,6 +45,13 @@ def _add_diff_options(p) -> None:
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="colour the text report (auto: only on a terminal, never when NO_COLOR is set)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    # CI (archdiff.ci, docs/ci.md): the Markdown report for the job page, annotations for the files.
+    p.add_argument("--summary", metavar="FILE",
+                   help="also append the Markdown report to FILE (default: $GITHUB_STEP_SUMMARY when it is set)")
+    p.add_argument("--no-summary", action="store_true", help="append nothing to $GITHUB_STEP_SUMMARY")
+    p.add_argument("--annotations", choices=("none", "github"), default="none",
+                   help="github: after the report, a ::error workflow command for each model file that fails "
+                        "and a ::warning for each that changed and passes (default: none)")
 
 
 def register(sub) -> None:
@@ -102,6 +110,7 @@ def _write(args, text: str, inputs: list[str]) -> None:
 
 
 def run_diff(args) -> int:
+    from archdiff.ci import from_args as ci_report
     from archdiff.diff import diff
     from archdiff.diff.gate import decide
     from archdiff.diff.render import render
@@ -109,6 +118,7 @@ def run_diff(args) -> int:
 
     if args.format == "html" and not args.output:
         raise UsageError("--format html writes a page, not terminal text", hint="add -o report.html")
+    ci = ci_report(args, command="diff", inputs=[args.a, args.b])
     options = options_from(args)
     policy = None
     if args.policy:
@@ -131,24 +141,30 @@ def run_diff(args) -> int:
         text = render_diff_html(d, a, b, policy=result, exit_code=code)
     else:
         text = render(d, args.format, colour=_colour(args), policy=result, exit_code=code, full=args.full)
+    ci.add_diff(args.b, d, result, code)
+    ci.begin()
     _write(args, text, [args.a, args.b])
+    ci.finish()
     return code
 
 
 def run_gate(args) -> int:
+    from archdiff.ci import from_args as ci_report
     from archdiff.diff.gate import GateResult, default_fail_on, find_policy, iter_gate_files
     from archdiff.diff.render import render
 
     if args.format == "html":
         raise UsageError("archdiff gate has no html report", hint="use archdiff diff A B --format html -o report.html")
+    ci = ci_report(args, command="gate", inputs=args.files)
     policy_path, policy = find_policy(args.policy)
     options = options_from(args, default_fail_on=default_fail_on(policy))
     colour = _colour(args)
     files = []
     texts = []
     worst = 0
-    for f in iter_gate_files(args.files, against=args.against, options=options, policy=policy,
-                             fail_on_given=bool(args.fail_on)):
+    for f in ci.watch(iter_gate_files(args.files, against=args.against, options=options, policy=policy,
+                                      fail_on_given=bool(args.fail_on)), policy_path=policy_path,
+                      fail_on=options.fail_on):
         worst = max(worst, f.exit_code)
         if args.format == "json":
             files.append(f)
@@ -169,5 +185,7 @@ def run_gate(args) -> int:
             verdict = "failed" if worst else "passed"
             text += f"\narchdiff gate: {verdict} ({len(args.files)} file{'s' if len(args.files) != 1 else ''}" \
                     f"{', policy ' + policy_path if policy_path else ', failing on ' + ', '.join(options.fail_on)})\n"
+    ci.begin()
     _write(args, text, list(args.files))
+    ci.finish()
     return worst

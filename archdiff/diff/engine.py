@@ -227,6 +227,7 @@ class _Differ:
             ignored=self.ignored, notes=tuple(self.notes), options=options, kinds=ordered,
             classification=classification, order_a=tuple(layer.path for layer in a.layers),
             order_b=tuple(layer.path for layer in b.layers),
+            architectures=(a, b),
         )
 
     # -- filtering -----------------------------------------------------------------

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 from archdiff import __version__
+from archdiff.views import notebook as _notebook
 
 if TYPE_CHECKING:
     from archdiff.diff.matching import Matching
@@ -181,6 +182,8 @@ class ArchDiff:
     #: Both models' layer orders (paths), for renderers that interleave removed layers.
     order_a: tuple[str, ...] = field(repr=False, default=())
     order_b: tuple[str, ...] = field(repr=False, default=())
+    #: The two architectures compared, for views that draw them (a notebook's graph); not part of the result.
+    architectures: tuple[Any, Any] | None = field(repr=False, compare=False, default=None)
 
     @property
     def identical(self) -> bool:
@@ -257,6 +260,11 @@ class ArchDiff:
             "notes": list(self.notes),
             "policy": None,
         }
+
+    # How a diff shows in Jupyter (HTML with the graph), IPython (the text report) and a REPL (one line).
+    _repr_html_ = _notebook.diff_html
+    _repr_pretty_ = _notebook.diff_pretty
+    __repr__ = _notebook.diff_repr
 
 
 def fails(kinds: Iterable[str], fail_on: Iterable[str]) -> bool:
