@@ -461,6 +461,9 @@ class _Builder:
         else:
             inputs = model_io(config.get("input_layers"))
             outputs = model_io(config.get("output_layers"))
+            # model.inputs follow input_layers, which need not follow the order the layers are listed in.
+            order = {ref.layer: i for i, ref in enumerate(inputs)}
+            specs.sort(key=lambda spec: order.get(spec.name, len(order)))
             known = names_seen
             for layer in self.layers:
                 if layer.parent != parent or layer.depth != depth:
