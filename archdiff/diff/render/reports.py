@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 from archdiff.diff.engine import ArchDiff, Change, LayerDiff, LayerEntry
@@ -270,7 +271,7 @@ def render_json(d: ArchDiff, *, policy=None, exit_code: int | None = None) -> st
 def md_escape(text: Any) -> str:
     """Safe inside a Markdown table cell."""
     text = str(text)
-    for ch in ("\\", "|", "<", ">", "*", "_", "`", "[", "]"):
+    for ch in ("\\", "|", "<", ">", "*", "_", "`", "[", "]", "~", "&"):  # ~~x~~ strikes through, &amp; is &
         text = text.replace(ch, "\\" + ch)
     return " ".join(text.split())
 
@@ -278,8 +279,11 @@ def md_escape(text: Any) -> str:
 def md_code(text: Any) -> str:
     """Inline code in a table cell: backticks cannot be escaped, pipes can."""
     text = " ".join(str(text).split()).replace("|", "\\|")
-    fence = "``" if "`" in text else "`"
-    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+    if "`" not in text:
+        return f"`{text}`"
+    longest = max(len(run) for run in re.findall("`+", text))  # a fence longer than any run inside
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}"
 
 
 def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -> str:
