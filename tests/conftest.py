@@ -11,7 +11,6 @@ import os
 import re
 
 import pytest
-
 import support  # noqa: F401 - sets TF_CPP_MIN_LOG_LEVEL before any test imports Keras
 
 #: Markers of tests that need something installed or mounted (registered in pyproject.toml).

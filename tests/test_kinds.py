@@ -15,11 +15,11 @@ classification that no row builds, so a new kind cannot arrive without a test.
 from __future__ import annotations
 
 import pytest
+from keras_build import build
 
 import archdiff
 import archdiff.diff as diff_stage
 from archdiff.diff import CHANGE_KINDS, CLASSIFICATIONS, KINDS, DiffOptions, diff
-from keras_build import build
 
 CO, WC, WB, IC, TC = "cosmetic", "weights-compatible", "weights-breaking", "interface-changing", "topology-changing"
 

@@ -52,7 +52,8 @@ def outcomes(tmp_path: Path, ci: str | None) -> dict[str, str]:
     folder.mkdir()
     shutil.copy(HERE / "conftest.py", folder / "conftest.py")
     shutil.copy(HERE / "support.py", folder / "support.py")
-    (folder / "pytest.ini").write_text("[pytest]\nmarkers =\n    tensorflow\n    browser\n    jax\n    git\n    tmpfs\n")
+    markers = "".join(f"    {m}\n" for m in ("tensorflow", "browser", "jax", "git", "tmpfs"))
+    (folder / "pytest.ini").write_text("[pytest]\nmarkers =\n" + markers)
     (folder / "test_suite.py").write_text(SUITE)
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     if ci is not None:

@@ -20,10 +20,10 @@ import re
 
 import pytest
 from markdown_it import MarkdownIt
+from test_diff_support import dense, input_layer, layer, model, save
 
 from archdiff import safetext
 from archdiff.safetext import md_code, md_text, visible
-from test_diff_support import dense, input_layer, layer, model, save
 
 MD = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 

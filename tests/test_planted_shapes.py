@@ -22,12 +22,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from keras_build import build
+from test_diff_support import arch, dense, input_layer, model
 
 import archdiff
 from archdiff.diff import DiffOptions, diff
 from archdiff.transfer import TransferOptions, plan_transfer
-from keras_build import build
-from test_diff_support import arch, dense, input_layer, model
 
 #: (layer, source kernel shape, target kernel shape): as many numbers, permuted.
 PERMUTED = [("fc", (4, 8), (8, 4)), ("conv", (3, 3, 4, 8), (3, 3, 8, 4))]

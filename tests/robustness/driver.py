@@ -104,7 +104,8 @@ def main(argv=None) -> int:
                 # The alarm went off just as the job ended, outside run_job's own handler.
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 result = {"id": job["id"], "event": "done", "code": None, "stdout": "", "stdout_bytes": 0,
-                          "stderr": "", "seconds": None, "crash": f"hung: still running after {job.get('timeout', 60)} s",
+                          "stderr": "", "seconds": None,
+                          "crash": f"hung: still running after {job.get('timeout', 60)} s",
                           "canary": bool(canary and os.path.lexists(canary))}
             results.write(json.dumps(result) + "\n")
             results.flush()

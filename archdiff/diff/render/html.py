@@ -514,6 +514,6 @@ def render_model_html(arch: Architecture) -> str:
     data = model_data(arch)
     rows = layer_rows(arch)
     lines = [f"{arch.name} ({arch.class_name or 'weights only'}): {len(arch.layers)} layers", ""]
-    lines += [f"{'?' if r['index'] is None else r['index']:>5}  {r['path']}  {r['class_name']}  {r['params'] if r['params'] is not None else '?'}"
-              for r in rows]
+    lines += [f"{'?' if r['index'] is None else r['index']:>5}  {r['path']}  {r['class_name']}  "
+              f"{r['params'] if r['params'] is not None else '?'}" for r in rows]
     return _page(data, title=f"archdiff: {arch.name}", fallback_text="\n".join(lines) + "\n")
