@@ -95,7 +95,6 @@ def _aligned_keras(tmp_path, *, deflate_first: bool):
     import zipfile
 
     import h5py
-
     from support import FIXTURES
 
     src = zipfile.ZipFile(FIXTURES / "keras3" / "functional.keras")
