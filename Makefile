@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-light lint bench fixtures clean chromium
+.PHONY: install demo test test-light lint bench fixtures clean chromium mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,4 +46,9 @@ fixtures: $(STAMP)
 	$(PY) fixtures/make_fixtures.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache bench/.cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache bench/.cache mutants
+
+## Mutation testing (mutmut) over the core modules, within MUTATE_BUDGET seconds (default 1200); survivors ->
+## docs/mutation-report.md (see docs/mutation.md). Not part of CI. Modules: make mutate MODULES="archdiff.read.sniff"
+mutate: $(STAMP)
+	$(PY) scripts/mutate.py $(MODULES)

@@ -1,9 +1,43 @@
-"""Shared pytest fixtures; the plain helpers live in support.py."""
+"""Shared pytest fixtures and hooks; the plain helpers live in support.py.
+
+In CI (``CI`` set), a test that needs an install step (TensorFlow, JAX, git,
+Chromium, a tmpfs mount) and skips is reported as a failure with its skip
+reason: a missing install step turns CI red instead of quietly shrinking the
+suite. A developer's machine without them still skips.
+"""
 from __future__ import annotations
 
-import pytest
+import os
+import re
 
+import pytest
 import support  # noqa: F401 - sets TF_CPP_MIN_LOG_LEVEL before any test imports Keras
+
+#: Markers of tests that need something installed or mounted (registered in pyproject.toml).
+NEEDS_INSTALL = ("tensorflow", "browser", "jax", "git", "tmpfs")
+#: A skip reason that names one of them is the same finding, marker or not.
+_INSTALL_WORDS = re.compile(r"\b(tensorflow|tf[_-]keras|keras|jax|git|chromium|playwright|tmpfs|mount)\b", re.I)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def needs_install(item: pytest.Item, reason: str) -> bool:
+    return any(item.get_closest_marker(m) for m in NEEDS_INSTALL) or bool(_INSTALL_WORDS.search(reason))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.skipped and in_ci()) or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if needs_install(item, reason):
+        report.outcome = "failed"
+        report.longrepr = (f"skipped in CI, which must run it: {reason} (CI is set; an install step is missing, "
+                           "see `make install` / `make chromium`)")
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ import pytest
 import yaml
 from support import FIXTURES, ROOT, run_cli
 
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+pytestmark = [pytest.mark.git,
+              pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")]
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def built(tmp_path_factory):
 def test_layer_table_equals_model_layers(built, name, fmt):
     rows, (total, trainable, non_trainable), files, _ = built[name]
     arch = archdiff.load(files[fmt])
-    assert [(l.index, l.path, l.depth, l.class_name) for l in arch.layers] == rows
+    assert rows and [(l.index, l.path, l.depth, l.class_name) for l in arch.layers] == rows
     counts = arch.param_counts()
     assert counts is not None
     assert (counts.total, counts.trainable, counts.non_trainable) == (total, trainable, non_trainable)
@@ -102,6 +102,7 @@ def test_output_shapes_and_params_per_layer(built, name):
                 walk(layer, prefix + layer.name + "/")
 
     walk(model)
+    assert arch.layers and live
     for layer in arch.layers:
         k = live[layer.path]
         assert arch.params(layer) == k.count_params(), layer.path
@@ -169,7 +170,7 @@ def test_keras2_resnet_h5_matches_tf_keras(tmp_path):
     truth = json.loads(done.stdout.strip().splitlines()[-1])
     arch = archdiff.load(path)
     assert arch.source.dialect == "keras2"
-    assert [l.name for l in arch.layers] == truth["names"]
+    assert truth["names"] and [l.name for l in arch.layers] == truth["names"]
     assert [l.class_name for l in arch.layers] == truth["classes"]
     assert arch.param_counts().total == truth["total"]
     assert arch.param_counts().trainable == truth["trainable"]

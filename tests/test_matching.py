@@ -1,8 +1,6 @@
 """Layer matching: names first, renames only on evidence, near-linear on long models."""
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,7 +10,7 @@ from archdiff.diff.matching import Matching, Pair, match_layers
 from archdiff.model import Architecture, Layer, Source, WeightSpec
 from archdiff.read import from_config_document, load
 
-from support import FIXTURES
+from support import FIXTURES, hang_guard
 
 
 def cfg(doc: dict, name: str = "m.json") -> Architecture:
@@ -160,20 +158,18 @@ def test_keras2_and_keras3_files_of_one_model_match_by_name(name):
     assert not m.only_a and not m.only_b
 
 
-def test_long_chain_with_insertion_is_matched_and_fast():
+def test_long_chain_with_insertion_is_matched():
     n = 3000
     units = [8 + (i % 7) for i in range(n)]
     a = cfg(mlp(units))
     b = cfg(mlp(units[:10] + [99] + units[10:]))
-    start = time.perf_counter()
-    m = match_layers(a, b)
-    elapsed = time.perf_counter() - start
+    # How fast is bench/bench_robust.py's row; a quadratic alignment would take minutes, an endless one hang.
+    with hang_guard(600, "matching a 3,000-layer chain"):
+        m = match_layers(a, b)
     assert m.only_a == () and len(m.only_b) == 1
     expected = {f"dense_{i}" if i else "dense": f"dense_{i + 1}" for i in range(10, n)}
     assert m.renames() == expected
     check_evidence(m)
-    # Not a timing assertion (see bench/): a quadratic algorithm would take minutes here.
-    assert elapsed < 60
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -65,7 +65,7 @@ def test_layers_match_keras(path: Path):
                                                 and not path.name.endswith(".weights.h5")):
         # Keras 2 weights-only: top-level names in model.layers order.
         top = [l["path"] for l in exp_layers if l["depth"] == 0]
-        assert [l.path for l in arch.layers] == top
+        assert top and [l.path for l in arch.layers] == top
     else:
         # Keras 3 weights-only: Keras' order and classes are not recorded. Files
         # with `name` attributes give the real names; older ones (tf-keras,
@@ -76,6 +76,7 @@ def test_layers_match_keras(path: Path):
         if expected.get("model_class") == "Sequential" or path.name.startswith("sequential"):
             top = [l for l in top if l["class_name"] != "InputLayer"]
         got_top = {l.path for l in arch.layers if l.depth == 0}
+        assert top and got_top
         if any("auto names" in n for n in arch.notes):
             assert got_top == set(auto_names([l["class_name"] for l in top]))
         else:
@@ -95,9 +96,40 @@ def test_parameter_counts_match_keras(path: Path):
         assert counts.trainable == expected["trainable_params"]
         assert counts.non_trainable == expected["non_trainable_params"]
     params = {l["path"]: l["params"] for l in expected["layers"]}
+    compared = 0
     for layer in arch.layers:
         if layer.path in params:
             assert arch.params(layer) == params[layer.path], layer.path
+            compared += 1
+    assert compared or not arch.has_topology, "no layer's parameter count was compared"
+
+
+WEIGHTS_ONLY = [p for p in FILES if not archdiff.load(p).has_topology]
+
+
+def test_there_are_weights_only_fixtures():
+    assert len(WEIGHTS_ONLY) >= 15, [p.name for p in WEIGHTS_ONLY]
+
+
+@pytest.mark.parametrize("path", WEIGHTS_ONLY, ids=[str(p.relative_to(FIXTURES)) for p in WEIGHTS_ONLY])
+def test_weights_only_trainable_split_is_unknown_with_a_floor_below_keras(path: Path, cli):
+    """No weights file records a layer's trainable flag: the split is unknown (null), the total exact, and the
+    non-trainable floor (variables that are never trainable, such as BatchNormalization's moving statistics)
+    at most what Keras counted."""
+    import json
+
+    expected = expected_for(path)
+    counts = archdiff.load(path).param_counts()
+    assert counts.total == expected["total_params"]
+    assert counts.trainable is None and counts.non_trainable is None
+    assert counts.non_trainable_at_least is not None
+    assert 0 <= counts.non_trainable_at_least <= expected["non_trainable_params"]
+    code, out, err = cli("summary", path, "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["total_params"] == expected["total_params"]
+    assert data["trainable_params"] is None and data["non_trainable_params"] is None
+    assert data["non_trainable_params_at_least"] == counts.non_trainable_at_least
 
 
 @pytest.mark.parametrize("path", [p for p in FILES if p.suffix != ".yaml" and not p.name.endswith(".json")],
@@ -106,16 +138,42 @@ def test_weight_specs_match_keras(path: Path):
     """Every variable's shape and dtype, in Keras' order, named where the file can tell."""
     expected = expected_for(path)
     arch = archdiff.load(path)
+    # Files that record only Keras' auto names (tf-keras, Keras 2.13-2.15): map them to the real layers.
+    real = _auto_paths(expected) if any("auto names" in n for n in arch.notes) else {}
+    compared = 0
     for layer in arch.layers:
-        if layer.is_model or layer.path not in expected["weights"]:
+        if layer.is_model or not layer.weights:
             continue
-        want = expected["weights"][layer.path]
+        want = expected["weights"].get(real.get(layer.path, layer.path))
+        assert want is not None, f"{layer.path}: a layer with weights that Keras' model does not have"
+        compared += 1
         got = layer.weights
         assert got is not None, layer.path
         assert [tuple(w.shape) for w in got] == [tuple(w["shape"]) for w in want], layer.path
         assert [w.dtype for w in got] == [w["dtype"] for w in want], layer.path
         if arch.has_topology:
             assert [w.name for w in got] == [w["name"] for w in want], layer.path
+    assert compared, "no layer's weights were compared"  # every layer with weights was (see the assert above)
+
+
+def _auto_paths(expected: dict) -> dict[str, str]:
+    """Auto-name path -> real path: Keras 3 keys each layer by its class in snake case, numbered per model."""
+    from archdiff.names import auto_names
+
+    children: dict[str, list[dict]] = {}
+    for layer in expected["layers"]:
+        children.setdefault(layer["path"].rpartition("/")[0], []).append(layer)
+    out: dict[str, str] = {}
+
+    def walk(parent: str, parent_auto: str) -> None:
+        group = children.get(parent, [])
+        for layer, name in zip(group, auto_names([l["class_name"] for l in group])):
+            path = f"{parent_auto}/{name}" if parent_auto else name
+            out[path] = layer["path"]
+            walk(layer["path"], path)
+
+    walk("", "")
+    return out
 
 
 def _has_config(path: Path) -> bool:
@@ -131,6 +189,7 @@ def test_output_shapes_match_keras(path: Path):
     expected = expected_for(path)
     arch = archdiff.load(path)
     assert arch.has_topology
+    assert arch.layers and len(arch.layers) == len(expected["layers"])
     for layer, want in zip(arch.layers, expected["layers"]):
         if want["output_shape"] is None:
             continue

@@ -133,7 +133,9 @@ def _counts_own_graph_as_node_zero(layer: Layer) -> bool:
     """tf-keras numbers a nested model's calls from 1: its own graph is node 0.
 
     That holds for a Functional model, and for a Sequential built on an
-    InputLayer (``_should_skip_first_node``); Keras 3 counts calls from 0.
+    InputLayer (``_should_skip_first_node``): one listed first, or the one
+    tf-keras makes from the first layer's ``batch_input_shape`` when it
+    rebuilds the Sequential; Keras 3 counts calls from 0.
     """
     if not layer.is_model:
         return False
@@ -141,7 +143,10 @@ def _counts_own_graph_as_node_zero(layer: Layer) -> bool:
         return True
     entries = layer.config.get("layers")
     first = entries[0] if isinstance(entries, list) and entries else None
-    return isinstance(first, dict) and first.get("class_name") == "InputLayer"
+    if not isinstance(first, dict):
+        return False
+    return first.get("class_name") == "InputLayer" or (
+        isinstance(first.get("config"), dict) and first["config"].get("batch_input_shape") is not None)
 
 
 def _renumber_keras2_model_calls(layers: list[Layer], outputs: tuple[TensorRef, ...]):
@@ -461,6 +466,9 @@ class _Builder:
         else:
             inputs = model_io(config.get("input_layers"))
             outputs = model_io(config.get("output_layers"))
+            # model.inputs follow input_layers, which need not follow the order the layers are listed in.
+            order = {ref.layer: i for i, ref in enumerate(inputs)}
+            specs.sort(key=lambda spec: order.get(spec.name, len(order)))
             known = names_seen
             for layer in self.layers:
                 if layer.parent != parent or layer.depth != depth:

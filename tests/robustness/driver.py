@@ -12,7 +12,7 @@ line to RESULTS: ``{"id", "event": "start"}`` before it runs, then ``{"id",
 ``main`` (SystemExit from argparse is an exit code, not a crash); ``canary``
 says whether ``$ARCHDIFF_CANARY`` exists after the job. A job that runs past
 its timeout is interrupted (SIGALRM) and reported with ``crash`` starting
-``TIMEOUT``; a job stuck in C code is only caught by the caller's own timeout,
+``hung``; a job stuck in C code is only caught by the caller's own timeout,
 and the last ``start`` line names it.
 
 Starting one interpreter and reusing it keeps thousands of runs affordable;
@@ -62,7 +62,7 @@ def run_job(job: dict, main, canary: str | None) -> dict:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except JobTimeout:
-        crash = f"TIMEOUT after {job.get('timeout', 60)} s"
+        crash = f"hung: still running after {job.get('timeout', 60)} s"
     except BaseException:  # noqa: BLE001 - anything escaping main() is what we look for
         crash = traceback.format_exc()
     finally:
@@ -104,7 +104,8 @@ def main(argv=None) -> int:
                 # The alarm went off just as the job ended, outside run_job's own handler.
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 result = {"id": job["id"], "event": "done", "code": None, "stdout": "", "stdout_bytes": 0,
-                          "stderr": "", "seconds": None, "crash": f"TIMEOUT after {job.get('timeout', 60)} s",
+                          "stderr": "", "seconds": None,
+                          "crash": f"hung: still running after {job.get('timeout', 60)} s",
                           "canary": bool(canary and os.path.lexists(canary))}
             results.write(json.dumps(result) + "\n")
             results.flush()

@@ -21,6 +21,21 @@ MANIFEST = harness.manifest()
 CASES = MANIFEST["cases"]
 
 
+def test_every_case_states_its_exit_codes(tmp_path):
+    """tests/robustness/expected_exits.json: one entry per corpus file, a code for every command."""
+    stated = harness.stated_exits()
+    commands = [j.command for j in harness.jobs_for(CASES[0], harness.CORPUS / CASES[0]["file"], tmp_path)]
+    assert len(commands) == harness.COMMANDS_PER_FILE and commands == stated["commands"]
+    assert set(stated["cases"]) == {c["file"] for c in CASES}
+    for case in CASES:
+        exits = stated["cases"][case["file"]]
+        assert set(exits) - {"*", "why"} <= set(stated["commands"]), case["file"]
+        assert {exits.get(c, exits["*"]) for c in stated["commands"]} <= {0, 1, 2}, case["file"]
+        if case["expect"] == "error":
+            # Broken: an error everywhere; git's textconv driver shows it raw instead.
+            assert {k: v for k, v in exits.items() if k != "why"} == {"*": 2, "textconv": 0}, case["file"]
+
+
 def test_manifest_lists_every_file():
     on_disk = {p.name for p in harness.CORPUS.iterdir()} - {"MANIFEST.json"}
     listed = {c["file"] for c in CASES}
@@ -103,8 +118,8 @@ def _lambda_code(doc) -> str:
     return found[0]
 
 
-def _lambda_doc(name: str):
-    path = harness.CORPUS / name
+def _lambda_doc(name: str, folder: Path = harness.CORPUS):
+    path = folder / name
     if name.endswith(".keras"):
         import zipfile
 
@@ -123,9 +138,15 @@ def _lambda_doc(name: str):
 
 @pytest.mark.parametrize("name", [c["file"] for c in CASES if c["file"].startswith("cfg_lambda")])
 def test_lambda_canary_fires_when_its_bytecode_runs(name, canary_env, tmp_path):
+    doc = _lambda_doc(name)
     if MANIFEST["python"] != f"{sys.version_info[0]}.{sys.version_info[1]}":
-        pytest.skip(f"the marshalled bytecode is Python {MANIFEST['python']}'s")
-    code = _lambda_code(_lambda_doc(name))
+        # The committed bytecode is that Python's (marshal is version-bound): rebuild this case with this
+        # Python, so the payload archdiff must never run is still proven live here.
+        import make_broken
+
+        make_broken.generate(tmp_path / "rebuilt", only=[name])
+        doc = _lambda_doc(name, folder=tmp_path / "rebuilt")
+    code = _lambda_code(doc)
     runner = ("import binascii, marshal, types\n"
               f"f = types.FunctionType(marshal.loads(binascii.a2b_base64({code!r})), globals())\n"
               "f(1)\n")
@@ -160,15 +181,13 @@ def test_big_cases(big_cases, canary_env, tmp_path):
             if j.command in BIG_COMMANDS]
     for job in jobs:
         if "under_cap" in job.case["file"]:
-            # 63 MiB of the most objects per byte: ~8 s on an idle 2-core machine; allow a loaded one.
-            job.extra["seconds"] = 90.0
+            # 63 MiB of the most objects per byte: ~8 s on an idle 2-core machine; a hang guard, not a bound.
+            job.extra["seconds"] = 600.0
     before = harness.snapshot(folder)
     results = harness.run_driver(jobs, tmp_path / "work", canary_env=canary_env, timeout=600)
     found = {j.id: p for j in jobs if (p := harness.problems(j, results.get(j.id)))}
     assert not found, "\n".join(f"{k}: {v}" for k, v in found.items())
     assert harness.snapshot(folder) == before
-    for job in jobs:
-        if "over_cap" in job.case["file"] or "many_members" in job.case["file"]:
-            assert results[job.id]["seconds"] < 5, (job.id, results[job.id]["seconds"])
+    # How fast the over-the-cap files fail is a bench row (bench/bench_robust.py), not an assertion here.
     assert os.path.getsize(folder / "big_config_over_cap.json") > 64 << 20
     assert Path(folder / "big_config_over_cap.json").stat().st_blocks * 512 < 1 << 20, "should be sparse"

@@ -249,6 +249,7 @@ def test_kill_transfer(kind, models, tmp_path, canary_env):
                    [source, target], tmp_path, canary_env, POINTS["transfer"])
 
 
+@pytest.mark.git
 def test_kill_git_config_write_attributes(tmp_path, canary_env):
     if shutil.which("git") is None:
         pytest.skip("git is not installed")

@@ -79,6 +79,7 @@ def inputs_before():
     return {p: harness.sha256(p) for p in paths}
 
 
+@pytest.mark.tmpfs
 def test_read_only_folder_mounted(tmp_path, inputs_before, canary_env):
     out_dir = tmp_path / "ro"
     if not _mount(out_dir, "ro,size=1m"):
@@ -95,6 +96,7 @@ def test_read_only_folder_mounted(tmp_path, inputs_before, canary_env):
     assert _inputs_unchanged(inputs_before)
 
 
+@pytest.mark.tmpfs
 def test_full_disk_mounted(tmp_path, inputs_before, canary_env):
     out_dir = tmp_path / "full"
     if not _mount(out_dir, "size=64k"):

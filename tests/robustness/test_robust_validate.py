@@ -41,11 +41,16 @@ RUNS = [
 ]
 
 
+#: A training_config pickle is never read: the model validates (no --weights: rebuild only, exit 0).
+OK_EXITS = {"pickle-training-config": {"*": 0}}
+
+
 def test_validate_on_hostile_inputs(tmp_path, canary_env):
-    pytest.importorskip("tensorflow")
+    import tensorflow  # noqa: F401 - marked tensorflow: a missing install fails here, it does not skip
+
     jobs = []
     for label, argv, expect, message in RUNS:
-        case = {"file": label, "expect": expect, "message": message, "what": label}
+        case = {"file": label, "expect": expect, "message": message, "what": label, "exits": OK_EXITS.get(label)}
         jobs.append(harness.Job(f"{label}::validate", "validate", argv, case, B / label))
     results = harness.run_driver(jobs, tmp_path, canary_env=canary_env, timeout=600,
                                  env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
