@@ -129,6 +129,7 @@ def options_from(args):
 
 
 def run_validate(args) -> int:
+    from archdiff.lazy import quiet_frameworks
     from archdiff.output import refuse_overwriting_inputs, write_text
     from archdiff.validate import validate
     from archdiff.validate.render import render
@@ -137,7 +138,11 @@ def run_validate(args) -> int:
     if args.output:
         refuse_overwriting_inputs(args.output, [p for p in (args.target, args.weights, args.source) if p])
     # None: the epoch bar shows on a terminal only (and not with ARCHDIFF_NO_PROGRESS), as transfer's does.
-    report = validate(args.target, args.weights, args.source, options, progress=False if args.no_progress else None)
+    # TensorFlow, absl and Keras print start-up and warning lines: kept out of the report and the error line,
+    # shown with --debug (archdiff.lazy.quiet_frameworks).
+    with quiet_frameworks(show=getattr(args, "debug", False)):
+        report = validate(args.target, args.weights, args.source, options,
+                          progress=False if args.no_progress else None)
     text = render(report, args.format)
     if args.output:
         write_text(args.output, text)

@@ -3,13 +3,17 @@
 The report is data; this is the only place that formats it for people. Text
 colours the check statuses on a terminal only; JSON follows
 ``archdiff/schemas/validate.schema.json``; Markdown suits a pull request
-(details fold away in ``<details>``).
+(details fold away in ``<details>``). Every name, path and message goes
+through :mod:`archdiff.safetext` (text: ``visible``, applied to each line
+before the status labels are painted; Markdown: its ``md_text`` / ``md_code``,
+the escaping every Markdown report shares).
 """
 from __future__ import annotations
 
 import json
 import math
 
+from archdiff.safetext import md_code, md_text, visible
 from archdiff.textfmt import count, paint, table, use_colour
 from archdiff.validate.report import ARRIVED, FAIL, PASS, SKIPPED, ValidationReport
 
@@ -181,21 +185,21 @@ def _exit_line(report: ValidationReport) -> str:
 def render_text(report: ValidationReport, *, colour: bool | None = None) -> str:
     on = use_colour() if colour is None else colour
     out = [
-        f"target:  {report.target}",
-        f"weights: {report.weights} ({report.rebuild.weights_format})",
-        f"source:  {report.source or '- (no --source: checks 2 and 3 skipped)'}",
+        visible(f"target:  {report.target}"),
+        visible(f"weights: {report.weights} ({report.rebuild.weights_format})"),
+        visible(f"source:  {report.source or '- (no --source: checks 2 and 3 skipped)'}"),
         "",
     ]
     width = max(len(title) for _, title in _TITLES)
     for key, title in _TITLES:
         status = dict(report.checks)[key]
         label = paint(f"[{status.upper():7}]", _COLOURS.get(status, "bold"), on)
-        out.append(f"{label} {title.ljust(width)}  {_summary(report, key)}")
+        out.append(f"{label} {title.ljust(width)}  {visible(_summary(report, key))}")
         out.extend("    " + line for line in _details_text(report, key))
     if report.failures:
         out.append("")
         out.append(paint(f"failures ({len(report.failures)}):", "red", on))
-        out.extend(f"  - {f}" for f in report.failures)
+        out.extend(visible(f"  - {f}") for f in report.failures)
     out.append("")
     if report.seconds is not None:
         out.append(f"validated in {report.seconds:.1f} s")
@@ -204,13 +208,15 @@ def render_text(report: ValidationReport, *, colour: bool | None = None) -> str:
 
 
 def _indent_table(headers, rows, align=None) -> list[str]:
-    return table(headers, rows, align=align).split("\n")
+    # Cells escaped before the layout, so that widths count what is shown and a cell cannot break a line.
+    return table(headers, [[visible(cell) for cell in row] for row in rows], align=align).split("\n")
 
 
 def _details_text(report: ValidationReport, key: str) -> list[str]:
+    """The lines under one check, escaped (:func:`archdiff.safetext.visible`) once, here."""
     lines: list[str] = []
     if key == "rebuild":
-        lines.extend(f"note: {n}" for n in report.rebuild.notes)
+        lines.extend(visible(f"note: {n}") for n in report.rebuild.notes)
         return lines
     if key == "weights_arrived":
         w = report.weights_arrived
@@ -223,12 +229,13 @@ def _details_text(report: ValidationReport, key: str) -> list[str]:
                 lines.append(f"... and {more} more layers (all arrived; --format json lists them)")
         if w.not_transferred:
             shown = w.not_transferred[:8]
-            lines.append(f"not transferred ({len(w.not_transferred)}): "
-                         + "; ".join(f"{x['layer']} ({x['reason']})" for x in shown)
-                         + (f"; ... and {len(w.not_transferred) - 8} more" if len(w.not_transferred) > 8 else ""))
+            lines.append(visible(f"not transferred ({len(w.not_transferred)}): "
+                                 + "; ".join(f"{x['layer']} ({x['reason']})" for x in shown)
+                                 + (f"; ... and {len(w.not_transferred) - 8} more" if len(w.not_transferred) > 8
+                                    else "")))
         if w.unused_source:
-            lines.append(f"source layers no target layer took ({len(w.unused_source)}): "
-                         + ", ".join(w.unused_source[:8]) + (" ..." if len(w.unused_source) > 8 else ""))
+            lines.append(visible(f"source layers no target layer took ({len(w.unused_source)}): "
+                                 + ", ".join(w.unused_source[:8]) + (" ..." if len(w.unused_source) > 8 else "")))
         return lines
     if key == "outputs":
         o = report.outputs
@@ -237,39 +244,39 @@ def _details_text(report: ValidationReport, key: str) -> list[str]:
                                         "note"], _output_rows(report), align="llllrrl"))
         if o.input_shapes:
             shapes = ", ".join(f"{k} {v[1:]}" for k, v in o.input_shapes.items())
-            lines.append(f"shared sub-graph: {len(o.shared_layers)} layers from inputs {shapes}; seeded batch of "
-                         f"{o.batch} (seed {o.seed}); pass when |diff| <= atol {o.atol:g} + rtol {o.rtol:g} x |source|")
-        lines.extend(f"note: {n}" for n in o.notes)
+            lines.append(visible(f"shared sub-graph: {len(o.shared_layers)} layers from inputs {shapes}; seeded "
+                                 f"batch of {o.batch} (seed {o.seed}); pass when |diff| <= atol {o.atol:g} + rtol "
+                                 f"{o.rtol:g} x |source|"))
+        lines.extend(visible(f"note: {n}") for n in o.notes)
         if o.excluded:
-            lines.append("paired but not shared: " + "; ".join(f"{x['layer']} ({x['reason']})" for x in o.excluded[:5])
-                         + (f"; ... and {len(o.excluded) - 5} more" if len(o.excluded) > 5 else ""))
+            lines.append(visible("paired but not shared: "
+                                 + "; ".join(f"{x['layer']} ({x['reason']})" for x in o.excluded[:5])
+                                 + (f"; ... and {len(o.excluded) - 5} more" if len(o.excluded) > 5 else "")))
         return lines
     f = report.finetune
     if f.status == SKIPPED:
         return lines
-    lines.append(f"data:   {_data_line(report)}")
-    lines.append(f"device: {_device_line(report)}")
-    lines.append(f"frozen: {_freeze_line(report)}")
-    lines.append(f"loss:   {f.loss_name}; metric: {f.metric}")
+    lines.append(visible(f"data:   {_data_line(report)}"))
+    lines.append(visible(f"device: {_device_line(report)}"))
+    lines.append(visible(f"frozen: {_freeze_line(report)}"))
+    lines.append(visible(f"loss:   {f.loss_name}; metric: {f.metric}"))
     lines.extend(_indent_table(["stage", "epochs", "steps", "lr", "train loss", "accuracy", "ms/step",
                                 "frozen/trainable vars"], _stage_rows(report), align="lrrrllrr"))
     gain = _gain_line(report)
     if gain:
-        lines.append(gain)
-    lines.extend(f"note: {n}" for n in f.notes)
-    lines.extend(f"note: {n}" for n in f.device.get("notes", []))
+        lines.append(visible(gain))
+    lines.extend(visible(f"note: {n}") for n in f.notes)
+    lines.extend(visible(f"note: {n}") for n in f.device.get("notes", []))
     return lines
 
 
 # -- Markdown ---------------------------------------------------------------------------------
-def _md(text) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+# One Markdown escaping for every report: archdiff.safetext's.
+_md = md_text
 
 
 def _code(text) -> str:
-    text = str(text).replace("\n", " ").replace("|", "\\|")
-    fence = "``" if "`" in text else "`"
-    return f"{fence}{text}{fence}" if text else ""
+    return md_code(text) if text else ""
 
 
 _ICONS = {PASS: "✅ pass", FAIL: "❌ fail", SKIPPED: "⏭️ skipped"}
