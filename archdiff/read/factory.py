@@ -19,10 +19,12 @@ from archdiff.model import Architecture, Source, WeightSpec
 
 def load_factory(spec: str, kwargs: dict[str, Any]) -> Architecture:
     module_name, _, attr = spec.partition(":")
+    # A factory builds a Keras model: Keras is imported first, quietly (TensorFlow's C++ start-up lines go to
+    # fd 2, whoever imports it), so that neither the module nor the factory's own `import keras` prints them.
+    # The factory's own output is left alone.
+    require_keras()
     try:
-        with quiet_frameworks():  # TensorFlow's start-up lines; the factory's own output is left alone
-            if is_framework_module(module_name):
-                require_keras()
+        with quiet_frameworks():
             module = importlib.import_module(module_name)
     except ImportError as exc:
         raise InputError(f"cannot import module '{module_name}' ({exc})", path=spec,
