@@ -1,7 +1,7 @@
 """Bench rows for reading: `archdiff layers` against loading with Keras, and against bare JSON parsing."""
 from __future__ import annotations
 
-from x.common import archdiff_argv, ensure_application, row, time_command, time_python
+from bench.common import archdiff_argv, ensure_application, row, time_command, time_python
 
 
 def run() -> list[dict]:

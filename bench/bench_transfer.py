@@ -24,7 +24,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from x.common import CACHE, ENV, PYTHON, archdiff_argv, row, run_python
+from bench.common import CACHE, ENV, PYTHON, archdiff_argv, row, run_python
 
 #: The Keras 2 user's target: ResNet50's body with a new 10-class head.
 _K2_TARGET = """

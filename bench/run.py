@@ -14,13 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-SUITES = ("layers", "diff", "transfer", "html")
+SUITES = ("layers", "diff", "transfer", "html", "contain")
 OUT = Path(__file__).resolve().parent / "results.md"
 
 
 def main(argv: list[str]) -> int:
     names = argv or list(SUITES)
-    from x.common import precompile
+    from bench.common import precompile
 
     precompile()
     rows = []
