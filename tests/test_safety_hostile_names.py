@@ -166,6 +166,11 @@ def test_lookalike_renames_are_flagged_with_their_code_points(lookalikes, cli):
     assert md.count("**warning**: the names differ only by look-alike or invisible characters") == 2
     assert "U+0456" in md and "U+200B" in md
     check_text(md)
+    # Without rename detection the pair is a removed and an added layer: flagged too.
+    _, text, _ = cli("diff", *lookalikes, "--color", "never", "--no-renames")
+    assert "warning: 'classifier' removed and 'classif\u0456er' added: the names differ only" in text
+    _, md, _ = cli("diff", *lookalikes, "--format", "markdown", "--no-renames")
+    assert "> **Warning:** `classifier` removed and `classif\u0456er` added" in md and "U+0456" in md
     # A rename that is only a rename is not flagged.
     _, plain, _ = cli("diff", lookalikes[0], save(mlp([8, 8, 2], names=["stem", "clf", "head"]),
                                                    lookalikes[0].parent / "c.json"), "--color", "never")

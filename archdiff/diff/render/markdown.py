@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from archdiff.diff.render.common import source_text, value_text
+from archdiff.diff.render.common import lookalike_pairs, source_text, value_text
 from archdiff import __version__
 from archdiff.diff.result import SCHEMA_VERSION, ArchDiff, Change
 from archdiff.safetext import confusable_note, md_code, md_text
@@ -64,6 +64,8 @@ def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -
         out += ["_" + "; ".join(bits) + "._", ""]
     for note in d.notes:
         out += [f"> **Note:** {md_escape(note)}", ""]
+    for old, new, why in lookalike_pairs(d):
+        out += [f"> **Warning:** {md_code(old)} removed and {md_code(new)} added: {md_escape(why)}", ""]
     if policy is not None:
         out += _md_policy(policy)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from archdiff.diff.render.common import change_text, merged, source_text, value_text
+from archdiff.diff.render.common import change_text, lookalike_pairs, merged, source_text, value_text
 from archdiff.diff.result import ArchDiff, LayerDiff, LayerEntry
 from archdiff.safetext import confusable_note, visible
 from archdiff.textfmt import count, paint
@@ -105,6 +105,8 @@ def render_text(d: ArchDiff, *, colour: bool = False, policy=None, exit_code: in
         lines.append(f"  ignored  {d.ignored} change{'s' if d.ignored != 1 else ''} hidden by --ignore")
     for note in d.notes:
         lines.append(visible(f"  note: {note}"))
+    for old, new, why in lookalike_pairs(d):
+        lines.append(c(f"  warning: '{old}' removed and '{new}' added: {why}", "red"))
     if policy is not None:
         lines.append("")
         lines.extend(policy_text(policy, colour=colour))
