@@ -85,6 +85,7 @@ def test_a_character_device_is_written_as_a_stream_never_replaced(tmp_path, mino
 
 def test_export_to_dev_full_as_root_keeps_the_device(tmp_path):
     """The issue's case, with the real /dev/full: exit 2, one line, and /dev/full is still a device."""
+    assert is_char_device(Path("/dev/null")), "/dev/null was replaced before this test ran (not by it)"
     before = os.stat("/dev/full")
     proc = subprocess.run([sys.executable, "-m", "archdiff", "export", str(MODEL), "-o", "/dev/full", "--format",
                            "json"], capture_output=True, text=True, cwd=ROOT)
