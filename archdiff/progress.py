@@ -2,7 +2,8 @@
 
 When the stream is not a terminal (piped, redirected, in CI) or
 ``ARCHDIFF_NO_PROGRESS`` is set, every method is a no-op, so output that
-tools read stays clean. Updates are throttled to a few per second.
+tools read stays clean. Updates are throttled to a few per second. The label
+and details are shown through :func:`archdiff.safetext.visible`.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import sys
 import time
 
+from archdiff.safetext import visible
 from archdiff.textfmt import human_bytes
 
 
@@ -27,7 +29,8 @@ class Progress:
 
     def __init__(self, total: int, label: str, *, stream=None, enabled: bool | None = None, unit: str = "bytes"):
         self.total = max(0, int(total))
-        self.label = label
+        # The label names a file: escaped once (archdiff.safetext), since the bar is written to a terminal.
+        self.label = visible(label)
         self.unit = unit
         self.detail = ""
         self.stream = stream if stream is not None else sys.stderr
@@ -48,7 +51,7 @@ class Progress:
 
     def advance(self, n: int, *, detail: str = "") -> None:
         self.done += int(n)
-        self.detail = detail
+        self.detail = visible(detail)
         if not self.enabled:
             return
         now = time.monotonic()

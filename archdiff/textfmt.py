@@ -28,12 +28,27 @@ def table(headers: list[str], rows: list[list[str]], *, align: str | None = None
 
 
 def human_bytes(n: int) -> str:
-    size = float(n)
+    """``n`` bytes with a binary unit; a count beyond a float (400 digits, from a hostile config) still formats."""
+    try:
+        size = float(n)
+    except OverflowError:
+        return f"{n // 1024 ** 4:,} TB"
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if size < 1024 or unit == "TB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.2f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+def percent(part: int | float, whole: int | float) -> float | None:
+    """``100 * part / whole``; None when ``whole`` is 0 or the answer is beyond a float (a count of 400 digits)."""
+    if not whole:
+        return None
+    try:
+        value = 100 * part / whole
+    except OverflowError:
+        return None
+    return value if value == value and abs(value) != float("inf") else None
 
 
 def count(n: int | None) -> str:

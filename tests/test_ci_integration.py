@@ -265,8 +265,10 @@ def test_gate_annotates_failing_and_changed_files(repo, cli):
     (_, error_props, error_message), (_, warning_props, warning_message) = commands[2:]
     # The config says units 5 where the weights still hold 3: the output shape changes, the weights fit as stored.
     assert error_props == {"file": "model.keras", "title": "archdiff: interface-changing"}
-    assert error_message.startswith("model.keras against HEAD: interface-changing (also weights-compatible)")
-    assert "fails the gate" in error_message and "Changed: aux_output (weights-compatible)" in error_message
+    # Widening the output layer changes the number of classes: what the output means (issue 14's own kind).
+    assert error_message.startswith("model.keras against HEAD: interface-changing (also weights-compatible, "
+                                    "output-changing)")
+    assert "fails the gate" in error_message and "Changed: aux_output (output-changing)" in error_message
     assert "1 input/output changes" in error_message
     assert warning_props == {"file": "soft.keras", "title": "archdiff: weights-compatible"}
     assert "passes" in warning_message

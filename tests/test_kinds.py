@@ -129,6 +129,14 @@ PAIRS["output_source"] = (heads(("p", "q")), heads(("q", "p")), "model")
 PAIRS["output_renamed"] = (heads(("p", "q")), heads(("p", "r"), names=("p", "r")), "model")
 PAIRS["output_added"] = (heads(("p",), names=("p",)), heads(("p", "q")), "model")
 PAIRS["output_removed"] = (heads(("p", "q")), heads(("p",), names=("p",)), "model")
+def classifier(act):
+    x = keras.Input((4,), name="x")
+    return keras.Model(x, L.Dense(3, activation=act, name="out")(L.Dense(8, name="fc")(x)), name="net")
+
+
+# softmax probabilities -> logits: the same weights, outputs that mean something else.
+PAIRS["output_activation"] = (classifier("softmax"), classifier("linear"), "model")
+PAIRS["dtype_spelling"] = (mlp(), mlp(), "json:dtype")
 PAIRS["model_class_spelling"] = (mlp(), mlp(), "json:model")
 PAIRS["nested_class_spelling"] = (nested(), nested(), "json:nested")
 
@@ -140,6 +148,13 @@ def _spelled(text, which):
     doc = _json.loads(text)
     if which == "model":
         doc["class_name"] = "Model"
+    elif which == "dtype":  # a dtype written as a DTypePolicy object or as its name: the same dtype
+        for layer in doc["config"]["layers"]:
+            if layer["class_name"] == "Dense":
+                dtype = layer["config"].get("dtype")
+                layer["config"]["dtype"] = (dtype["config"]["name"] if isinstance(dtype, dict) else
+                                            {"module": "keras", "class_name": "DTypePolicy",
+                                             "config": {"name": dtype or "float32"}, "registered_name": None})
     else:
         for layer in doc["config"]["layers"]:
             if layer["class_name"] == "Functional":
@@ -196,10 +211,12 @@ TABLE = {
     "weight_dtype_weights_only": (BOTH, {}, {E("layer", "weight", WC)}, WC),
     # (4, 8) -> (8, 4): as many numbers, another shape: breaking (a count comparison would miss it).
     "permuted_kernel_weights_only": (BOTH, {}, {E("layer", "weight", WB)}, WB),
+    # The output layer's units change too: what the outputs mean (output-changing).
     "permuted_kernel": (BOTH, {}, {E("layer", "weight", WB), E("layer", "config", WC), E("input", "shape", IC),
-                                   E("output", "shape", IC)}, IC),
+                                   E("output", "shape", IC), E("layer", "config", "output-changing")}, IC),
     "permuted_kernel_with_bias": (BOTH, {}, {E("layer", "weight", WB), E("layer", "config", WC),
-                                             E("input", "shape", IC), E("output", "shape", IC)}, IC),
+                                             E("input", "shape", IC), E("output", "shape", IC),
+                                             E("layer", "config", "output-changing")}, IC),
     # c reads b instead of a, add reads a instead of b.
     "inputs_changed": (BOTH, {}, {E("layer", "inputs", TC), E("edges", "added", TC), E("edges", "removed", TC)},
                        TC),
@@ -224,6 +241,9 @@ TABLE = {
     "output_removed": (BOTH, {}, {E("output", "removed", IC), E("layers", "removed", TC),
                                   E("edges", "removed", TC)}, TC),
     # 'Model' and 'Functional' name one class: identical by default, a cosmetic class change with --strict.
+    "output_activation": (BOTH, {}, {E("layer", "config", "output-changing")}, "output-changing"),
+    # A dtype as a DTypePolicy object or as its name is serialization noise: cosmetic with --strict.
+    "dtype_spelling": (BOTH, {"strict": True}, {E("layer", "config", CO)}, CO),
     "model_class_spelling": (BOTH, {"strict": True}, {E("model", "class", CO)}, CO),
     "nested_class_spelling": (BOTH, {"strict": True}, {E("layer", "class", CO)}, CO),
 }

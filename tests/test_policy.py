@@ -73,9 +73,11 @@ def test_frozen_rule_names_the_layer_and_the_change(changed):
 def test_frozen_by_regex_and_glob(changed):
     assert not check(changed, parse_policy({"frozen": ["re:st.m"]})).passed
     assert not check(changed, parse_policy({"frozen": ["s*"]})).passed
-    ok = check(changed, parse_policy({"frozen": ["mid", "re:nothing_.*"]}))
-    assert ok.passed
-    assert any("matches no layer" in n for n in ok.notes)
+    assert check(changed, parse_policy({"frozen": ["mid"]})).passed
+    # A pattern that matches no layer protects nothing: it fails, named (it used to be a note and a pass).
+    typo = check(changed, parse_policy({"frozen": ["mid", "re:nothing_.*"]}))
+    assert not typo.passed
+    assert rules(typo)["frozen"].violations == ("frozen pattern 're:nothing_.*' matches no layer of A or B",)
 
 
 def test_frozen_layer_removed_or_renamed_fails(tmp_path):

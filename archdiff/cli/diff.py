@@ -13,22 +13,23 @@ from archdiff.errors import UsageError
 from archdiff.output import refuse_overwriting_inputs, write_text
 from archdiff.textfmt import use_colour
 from archdiff.cli.common import dump_json, emit, factory_kwargs
+# The tables come from archdiff.vocabulary, which the diff stage uses too: building the parser must not
+# import the diff engine, and a help text cannot drift from what the code does.
+from archdiff.vocabulary import DIFF_DEFAULT_FAIL_ON, DIFF_FORMATS, FAIL_ON_CHOICES, GATE_DEFAULT_FAIL_ON, GATE_FORMATS
 
-#: ``--fail-on`` values: archdiff.diff.FAIL_ON_SPECIAL + archdiff.diff.KINDS.
-FAIL_ON_CHOICES = ("any", "none", "cosmetic", "weights-compatible", "weights-breaking", "interface-changing",
-                   "topology-changing")
-#: What ``archdiff gate`` fails on when neither --fail-on nor a policy says otherwise (for its --help;
-#: the same as archdiff.diff.gate.GATE_DEFAULT_FAIL_ON, which tests/test_diff_api.py checks).
-GATE_DEFAULT_FAIL_ON = ("weights-breaking", "interface-changing")
+_FORMAT_HELP = {"text": "text (git-diff-like)", "json": "json (schema: archdiff/schemas/diff.schema.json)",
+                "markdown": "markdown (a pull-request comment)",
+                "html": "html (a self-contained page with the graphs; needs -o)"}
 
 
-def _add_diff_options(p) -> None:
-    # Spelled out rather than imported: building the parser must not import the diff engine
-    # (every command pays for it); tests/test_diff.py checks these equal archdiff.diff's.
-    kinds = FAIL_ON_CHOICES
-    p.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text",
-                   help="text (git-diff-like), json (schema: archdiff/schemas/diff.schema.json), markdown "
-                        "(a pull-request comment) or html (a self-contained page with the graphs; needs -o)")
+def _and(words) -> str:
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+def _add_diff_options(p, *, formats: tuple[str, ...], default_fail_on: str) -> None:
+    names = [_FORMAT_HELP[f] for f in formats]
+    p.add_argument("--format", choices=formats, default="text",
+                   help=", ".join(names[:-1]) + " or " + names[-1])
     p.add_argument("--strict", action="store_true",
                    help="show serialization noise too (module names, shared_object_id, dtype policy objects, "
                         "keys written with default values ...), as cosmetic changes")
@@ -38,8 +39,8 @@ def _add_diff_options(p) -> None:
     p.add_argument("--no-renames", dest="detect_renames", action="store_false",
                    help="match layers by name only (no rename detection)")
     p.add_argument("--fail-on", action="append", default=[], metavar="KIND",
-                   help=f"exit 1 only if the diff has one of these kinds: {', '.join(kinds)} "
-                        "(repeatable or comma-separated; default: any)")
+                   help=f"exit 1 only if the diff has one of these kinds: {', '.join(FAIL_ON_CHOICES)} "
+                        f"(repeatable or comma-separated; default: {default_fail_on})")
     p.add_argument("--policy", metavar="FILE", help="a YAML policy to gate on (see docs/diff.md)")
     p.add_argument("--full", action="store_true", help="text: list unchanged layers and long runs in full")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
@@ -67,19 +68,24 @@ def register(sub) -> None:
                    help="keyword argument for A's factory only")
     p.add_argument("--arg-b", dest="factory_args_b", action="append", default=[], metavar="KEY=VALUE",
                    help="keyword argument for B's factory only")
-    _add_diff_options(p)
+    _add_diff_options(p, formats=DIFF_FORMATS, default_fail_on=", ".join(DIFF_DEFAULT_FAIL_ON) + ", or the policy's rules")
     p.set_defaults(run=run_diff)
 
     g = sub.add_parser(
         "gate", help="diff changed model files against a git revision and fail on breaking changes "
                      "(the pre-commit hook)",
         description="For each FILE, diff the version at --against (default HEAD) with the one in the working "
-                    "tree. Without --policy, a .archdiff-policy.yaml at the repository root is used if there "
-                    "is one; without a policy or --fail-on, the gate fails on "
-                    + " and ".join(GATE_DEFAULT_FAIL_ON) + " changes.")
+                    "tree; a FILE in neither is an error. Without --policy, a .archdiff-policy.yaml at the "
+                    "repository root is used if there is one, as it is at --against: a policy changed in the "
+                    "working tree is reported and can only add failures (unless --policy-from-worktree). "
+                    "Without a policy or --fail-on, the gate fails on " + _and(GATE_DEFAULT_FAIL_ON) + " changes.")
     g.add_argument("files", nargs="*", metavar="FILE", help="model files (pre-commit passes the staged ones)")
     g.add_argument("--against", default="HEAD", metavar="REV", help="the revision to compare with (default HEAD)")
-    _add_diff_options(g)
+    g.add_argument("--policy-from-worktree", action="store_true",
+                   help="trust the policy as it is in the working tree (by default the policy at --against "
+                        "decides, and a changed work-tree policy can only add failures)")
+    _add_diff_options(g, formats=GATE_FORMATS, default_fail_on=", ".join(GATE_DEFAULT_FAIL_ON)
+                      + " without a policy, else the policy's rules")
     g.set_defaults(run=run_gate)
 
 
@@ -150,41 +156,55 @@ def run_diff(args) -> int:
 
 def run_gate(args) -> int:
     from archdiff.ci import from_args as ci_report
-    from archdiff.diff.gate import GateResult, default_fail_on, find_policy, iter_gate_files
+    from archdiff.diff.gate import GateResult, default_fail_on, iter_gate_files, resolve_policy
     from archdiff.diff.render import render
+    from archdiff.safetext import md_code, md_text, visible
 
-    if args.format == "html":
-        raise UsageError("archdiff gate has no html report", hint="use archdiff diff A B --format html -o report.html")
     ci = ci_report(args, command="gate", inputs=args.files)
-    policy_path, policy = find_policy(args.policy)
+    found = resolve_policy(args.policy, against=args.against, from_worktree=args.policy_from_worktree)
+    policy_path, policy = found.path, found.policy
     options = options_from(args, default_fail_on=default_fail_on(policy))
     colour = _colour(args)
     files = []
     texts = []
     worst = 0
+    markdown = args.format == "markdown"
+
+    def said(path: str, what: str) -> str:
+        if markdown:
+            return f"**archdiff gate**: {md_code(path)}: {md_text(what)}\n"
+        return f"archdiff gate: {visible(path)}: {visible(what)}\n"
+
+    for note in found.notes:
+        texts.append(f"> **Note:** {md_text(note)}\n" if markdown else f"archdiff gate: note: {visible(note)}\n")
     for f in ci.watch(iter_gate_files(args.files, against=args.against, options=options, policy=policy,
-                                      fail_on_given=bool(args.fail_on)), policy_path=policy_path,
-                      fail_on=options.fail_on):
+                                      fail_on_given=bool(args.fail_on), worktree_policy=found.worktree),
+                      policy_path=policy_path, fail_on=options.fail_on):
         worst = max(worst, f.exit_code)
         if args.format == "json":
             files.append(f)
         elif f.status == "deleted":
-            texts.append(f"archdiff gate: {f.path}: deleted; nothing to check\n")
+            texts.append(said(f.path, "deleted in the working tree; nothing to check"))
         elif f.status == "new":
-            texts.append(f"archdiff gate: {f.path}: new at {args.against}; nothing to compare\n")
+            texts.append(said(f.path, f"new (not at {args.against}); nothing to compare"))
         else:
             texts.append(render(f.diff, args.format, colour=colour, policy=f.policy, exit_code=f.exit_code,
                                 full=args.full))
     if args.format == "json":
-        text = dump_json(GateResult(args.against, policy_path, options, tuple(files)).to_dict())
+        text = dump_json(GateResult(args.against, policy_path, options, tuple(files), found.notes).to_dict())
     else:
         if not args.files:
-            texts.append("archdiff gate: no model files given; nothing to check\n")
+            texts.append("**archdiff gate**: no model files given; nothing to check\n" if markdown
+                         else "archdiff gate: no model files given; nothing to check\n")
         text = ("\n" if args.format == "text" else "\n---\n\n").join(texts)
         if args.format == "text" and args.files:
             verdict = "failed" if worst else "passed"
-            text += f"\narchdiff gate: {verdict} ({len(args.files)} file{'s' if len(args.files) != 1 else ''}" \
-                    f"{', policy ' + policy_path if policy_path else ', failing on ' + ', '.join(options.fail_on)})\n"
+            decided = (f"policy {visible(policy_path)}" if policy_path
+                       else f"failing on {', '.join(options.fail_on)}")
+            if found.worktree is not None:
+                decided += f", and the working tree's {visible(found.worktree.source)}"
+            text += f"\narchdiff gate: {verdict} ({len(args.files)} file{'s' if len(args.files) != 1 else ''}, " \
+                    f"{decided})\n"
     ci.begin()
     _write(args, text, list(args.files))
     ci.finish()

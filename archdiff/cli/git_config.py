@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from archdiff.cli.common import emit
+from archdiff.safetext import visible
 
 
 def register(sub) -> None:
@@ -15,8 +16,10 @@ def register(sub) -> None:
                    help="append the missing lines to .gitattributes at the repository root")
     p.add_argument("--pattern", action="append", default=[], metavar="GLOB",
                    help="also route these paths through the driver, e.g. 'models/*.json' (repeatable)")
-    p.add_argument("--command", metavar="CMD", help="the textconv command git runs (default: archdiff textconv, "
-                                                     "or this Python's -m archdiff textconv)")
+    p.add_argument("--command", metavar="CMD", help="the textconv command git runs (default: this install's "
+                                                     "archdiff console script by its absolute path, or this "
+                                                     "Python's -m archdiff textconv: it works without archdiff "
+                                                     "on PATH)")
     p.add_argument("--print-only", action="store_true", help="change nothing; print what would be set")
     p.set_defaults(run=run_git_config)
 
@@ -45,5 +48,5 @@ def run_git_config(args) -> int:
     else:
         out.append("# add these lines to .gitattributes (or run again with --write-attributes):")
     out.extend(lines)
-    emit("\n".join(out))
+    emit("\n".join(visible(line) for line in out))
     return 0

@@ -211,6 +211,7 @@ def options_from(args):
 
 
 def run_validate(args) -> int:
+    from archdiff.lazy import quiet_frameworks
     from archdiff.output import refuse_overwriting_inputs, write_text
 
     options = options_from(args)
@@ -220,21 +221,25 @@ def run_validate(args) -> int:
     if args.save_reference:
         refuse_overwriting_inputs(args.save_reference, inputs)
     progress = False if args.no_progress else None
-    if options.backends:
-        from archdiff.validate.backends import validate_on
-        from archdiff.validate.render import render_backends
+    # TensorFlow, absl and Keras print start-up and warning lines: kept out of the report and the error line,
+    # shown with --debug (archdiff.lazy.quiet_frameworks).
+    with quiet_frameworks(show=getattr(args, "debug", False)):
+        if options.backends:
+            from archdiff.validate.backends import validate_on
+            from archdiff.validate.render import render_backends
 
-        multi = validate_on(args.target, args.weights, args.source, options, fmt=args.format, progress=progress)
-        text = render_backends(multi, args.format)
-        code = multi.exit_code
-    else:
-        from archdiff.validate import validate
-        from archdiff.validate.render import render
+            multi = validate_on(args.target, args.weights, args.source, options, fmt=args.format,
+                                progress=progress)
+            text = render_backends(multi, args.format)
+            code = multi.exit_code
+        else:
+            from archdiff.validate import validate
+            from archdiff.validate.render import render
 
-        # None: the stage lines and the epoch bar show on a terminal only (and not with ARCHDIFF_NO_PROGRESS).
-        report = validate(args.target, args.weights, args.source, options, progress=progress)
-        text = render(report, args.format)
-        code = report.exit_code
+            # None: the stage lines and the epoch bar show on a terminal only (and not with ARCHDIFF_NO_PROGRESS).
+            report = validate(args.target, args.weights, args.source, options, progress=progress)
+            text = render(report, args.format)
+            code = report.exit_code
     if args.output:
         write_text(args.output, text)
     else:

@@ -32,6 +32,7 @@ from typing import Any, Mapping
 
 from archdiff.names import CLASS_ALIASES, canonical_class, snake_case  # noqa: F401 (re-exported)
 from archdiff.model import MODEL_CLASSES, Architecture, Layer
+from archdiff.safetext import has_hidden, visible
 
 #: Keys removed at any depth by default: bookkeeping, not architecture.
 NOISE_KEYS = frozenset({"shared_object_id", "build_config", "compile_config", "module", "registered_name"})
@@ -270,21 +271,25 @@ def text_form(arch: Architecture) -> str:
 
     No paths, dates or file formats, so the same model always gives the same
     text; no layer indices, so inserting a layer changes only its own lines
-    and its neighbours' ``inputs``.
+    and its neighbours' ``inputs``. Names, classes and keys from the file go
+    through :func:`archdiff.safetext.visible` and values are JSON with every
+    hidden character as a ``\\u`` escape (:func:`_json_visible`), so no name
+    can start a line of its own or hide from the reviewer.
     """
+    v = visible
     lines = ["# archdiff textconv: the architecture of a Keras model (noise removed; see docs/diff.md)"]
-    lines.append(f"model: {arch.name} ({arch.class_name or 'weights only'})")
+    lines.append(f"model: {v(arch.name)} ({v(arch.class_name or 'weights only')})")
     if not arch.has_topology:
         lines.append("topology: unknown (" + ("subclassed model" if arch.class_name else "weights-only file")
                      + "); layers listed from the weights")
     for spec in arch.input_specs:
-        lines.append(f"input {spec.name}: shape {_shape(spec.shape)} dtype {spec.dtype}")
+        lines.append(f"input {v(spec.name)}: shape {_shape(spec.shape)} dtype {v(spec.dtype)}")
     for ref in arch.outputs:
         layer = arch.by_path.get(ref.layer)
         shape = ""
         if layer is not None and layer.output_shapes and ref.tensor_index < len(layer.output_shapes):
             shape = f": shape {_shape(layer.output_shapes[ref.tensor_index])}"
-        lines.append(f"output {ref.layer}[{ref.node_index}][{ref.tensor_index}]{shape}")
+        lines.append(f"output {v(ref.layer)}[{ref.node_index}][{ref.tensor_index}]{shape}")
     counts = param_totals(arch)
     if counts is not None and counts[1] is None:
         lines.append(f"params: total {counts[0]:,} trainable ? non-trainable ?")
@@ -292,10 +297,10 @@ def text_form(arch: Architecture) -> str:
         lines.append(f"params: total {counts[0]:,} trainable {counts[1]:,} non-trainable {counts[0] - counts[1]:,}")
     for layer in arch.layers:
         lines.append("")
-        lines.append(f"layer {layer.path} ({layer.class_name})")
+        lines.append(f"layer {v(layer.path)} ({v(layer.class_name)})")
         for call_index, call in enumerate(layer.calls):
             label = "inputs" if len(layer.calls) == 1 else f"inputs[{call_index}]"
-            refs = ", ".join(_ref_text(r) for r in call.inputs)
+            refs = ", ".join(v(_ref_text(r)) for r in call.inputs)
             lines.append(f"  {label}: {refs}")
         if layer.output_shapes:
             lines.append(f"  output: {_shape(layer.output_shape)}")
@@ -304,14 +309,37 @@ def text_form(arch: Architecture) -> str:
         if layer.weights:
             for w in layer.weights:
                 flag = "" if w.trainable else " non-trainable"
-                lines.append(f"  weight {w.name}: {_shape(tuple(w.shape))} {w.dtype}{flag}")
+                lines.append(f"  weight {v(w.name)}: {_shape(tuple(w.shape))} {v(w.dtype)}{flag}")
         if layer.config:
             flat: list[tuple[str, Any]] = []
             _flatten(signature_config(layer), "", flat)
             for key, value in flat:
                 if key:
-                    lines.append(f"  {key}: {dumps(value)}")
+                    lines.append(f"  {v(key)}: {_json_visible(dumps(value))}")
     return "\n".join(lines) + "\n"
+
+
+def _json_visible(text: str) -> str:
+    """JSON text with every hidden character (bidi, zero-width, separators) as a JSON ``\\u`` escape.
+
+    ``dumps`` keeps non-ASCII letters readable (``ensure_ascii=False``) and
+    escapes control characters itself; the invisible rest can only sit inside
+    a JSON string, where a ``\\uXXXX`` escape means the same character.
+    """
+    if text.isascii():
+        return text
+    out = []
+    for ch in text:
+        if has_hidden(ch):
+            code = ord(ch)
+            if code > 0xFFFF:
+                code -= 0x10000
+                out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+            else:
+                out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _ref_text(ref) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 from archdiff.diff.canonical import (align_defaults, class_known, class_of, normal_config, param_totals,
                                      same_but_name, strict_config)
 from archdiff.diff.ignore import ignore_matches
+from archdiff.diff.kinds import for_output_layer
 from archdiff.diff.kinds import (class_changed, classify, config_changed, inputs_changed, io_changed,
                                  model_class_changed, model_renamed, renamed, trainable_changed, weight_changed)
 from archdiff.diff.matching import match_layers
@@ -256,7 +257,10 @@ class _Differ:
         if self.configs and la.config and lb.config:
             if la.trainable != lb.trainable:
                 changes.append(trainable_changed(la.trainable, lb.trainable))
-            changes.extend(self._config_changes(la, lb))
+            config = self._config_changes(la, lb)
+            if pair.a in {r.layer for r in self.a.outputs} or pair.b in {r.layer for r in self.b.outputs}:
+                config = [for_output_layer(c) for c in config]  # what the model's outputs mean: output-changing
+            changes.extend(config)
         changes.extend(weight_changes(la, lb))
         if self.topology:
             inputs = self._inputs_change(la, lb)

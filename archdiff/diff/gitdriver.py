@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -49,12 +50,37 @@ def repo_root(cwd: str | None = None) -> str:
 
 
 def textconv_command() -> str:
-    """How git should run ``archdiff textconv``: the console script beside this Python, else ``python -m``."""
-    here = os.path.dirname(os.path.abspath(sys.executable))
-    script = shutil.which("archdiff")
-    if script and os.path.dirname(os.path.abspath(script)) == here:
-        return "archdiff textconv"
-    return f"{shlex.quote(sys.executable)} -m archdiff textconv"
+    """How git should run ``archdiff textconv``, by absolute paths: it must work without archdiff on PATH.
+
+    The console script beside this Python if there is one, else this Python
+    with ``-m archdiff``; where this Python finds this archdiff only through
+    ``PYTHONPATH`` (a source checkout), this Python with ``-m archdiff`` and
+    that ``PYTHONPATH`` set. git runs the command with the shell, so every
+    part is quoted.
+    """
+    import archdiff
+
+    python = os.path.abspath(sys.executable)
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(archdiff.__file__)))
+    if not _importable_without_pythonpath(package_parent):
+        return f"PYTHONPATH={shlex.quote(package_parent)} {shlex.quote(python)} -m archdiff textconv"
+    for name in ("archdiff", "archdiff.exe"):
+        script = os.path.join(os.path.dirname(python), name)
+        if os.path.isfile(script) and os.access(script, os.X_OK):  # the console script of this install
+            return f"{shlex.quote(script)} textconv"
+    return f"{shlex.quote(python)} -m archdiff textconv"
+
+
+def _importable_without_pythonpath(package_parent: str) -> bool:
+    """Whether this Python imports this archdiff without the PYTHONPATH of the current environment."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = "import archdiff, os; print(os.path.dirname(os.path.dirname(os.path.abspath(archdiff.__file__))))"
+    try:
+        proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
+                              cwd=os.path.expanduser("~") if os.path.isdir(os.path.expanduser("~")) else "/")
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0 and os.path.realpath(proc.stdout.strip()) == os.path.realpath(package_parent)
 
 
 def configure(command: str, *, global_: bool, cwd: str | None = None) -> list[tuple[str, str]]:
@@ -83,9 +109,26 @@ def append_attributes(root: str, lines: list[str]) -> list[str]:
 
     target = os.path.join(root, ".gitattributes")
     existing = ""
-    if os.path.exists(target):
-        with open(target, encoding="utf-8") as fh:
-            existing = fh.read()
+    if os.path.lexists(target):
+        # Only a regular file is read and replaced: opening a FIFO would block forever, a directory or a
+        # device is not ours to replace. A symlink to a regular file is followed and written where it points.
+        try:
+            info = os.stat(target)
+        except OSError as exc:
+            raise UsageError(f"cannot read .gitattributes ({exc.strerror})", path=target,
+                             hint="fix or remove it, then run this again") from None
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise UsageError(f".gitattributes is {kind}", path=target,
+                             hint="make it a regular file (or remove it), or add the printed lines yourself")
+        target = os.path.realpath(target)
+        try:
+            with open(target, encoding="utf-8") as fh:
+                existing = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise UsageError(f"cannot read .gitattributes ({why})", path=target,
+                             hint="fix it, or add the printed lines yourself") from None
     present = {" ".join(line.split()) for line in existing.splitlines()}
     missing = [line for line in lines if " ".join(line.split()) not in present]
     if not missing:

@@ -21,16 +21,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable
 
 from archdiff.diff.result import Change, IOChange
+from archdiff.vocabulary import FAIL_ON_SPECIAL, KINDS  # noqa: F401 (FAIL_ON_SPECIAL re-exported)
 
 if TYPE_CHECKING:
     from archdiff.diff.result import ArchDiff
 
-#: The kinds of difference, from the mildest to the most severe.
-KINDS = ("cosmetic", "weights-compatible", "weights-breaking", "interface-changing", "topology-changing")
+# KINDS (the kinds of difference, mildest first) and FAIL_ON_SPECIAL live in archdiff.vocabulary,
+# where the command line's help reads them without importing the diff stage.
 #: What a diff can be classified as: identical, or its most severe kind.
 CLASSIFICATIONS = ("identical", *KINDS)
-#: Accepted by ``--fail-on`` besides the kinds.
-FAIL_ON_SPECIAL = ("any", "none")
 
 #: The change kinds one matched layer can have.
 CHANGE_KINDS = ("renamed", "class", "config", "trainable", "weight", "inputs")
@@ -38,7 +37,7 @@ CHANGE_KINDS = ("renamed", "class", "config", "trainable", "weight", "inputs")
 EFFECTS = {
     "renamed": ("cosmetic",),
     "class": ("cosmetic", "weights-compatible", "topology-changing"),
-    "config": ("cosmetic", "weights-compatible"),
+    "config": ("cosmetic", "weights-compatible", "output-changing"),
     "trainable": ("weights-compatible",),
     "weight": ("weights-compatible", "weights-breaking"),
     "inputs": ("topology-changing",),
@@ -64,6 +63,25 @@ def class_changed(old: str, new: str, *, cosmetic: bool = False) -> Change:
 
 def config_changed(path: str, old: Any, new: Any, op: str, *, cosmetic: bool = False) -> Change:
     return Change("config", path, old, new, op, "cosmetic" if cosmetic else "weights-compatible")
+
+
+#: Config keys of a layer that produces a model output which say what the output means: its activation
+#: (softmax probabilities or logits) and its number of units / filters (classes).
+OUTPUT_MEANING_KEYS = ("activation", "units", "filters")
+
+
+def output_meaning_changed(path: str, old: Any, new: Any, op: str) -> Change:
+    """A config change of an output layer that changes what the model's outputs mean (``output-changing``)."""
+    return Change("config", path, old, new, op, "output-changing")
+
+
+def for_output_layer(change: Change) -> Change:
+    """``change`` of a layer that produces a model output: output-changing where its key says what outputs mean."""
+    if change.kind != "config" or change.effect == "cosmetic":
+        return change
+    if any(change.path == key or change.path.startswith(key + ".") for key in OUTPUT_MEANING_KEYS):
+        return output_meaning_changed(change.path, change.old, change.new, change.op)
+    return change
 
 
 def trainable_changed(old: bool, new: bool) -> Change:

@@ -23,13 +23,14 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import stat
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from archdiff.diff.kinds import KINDS
 from archdiff.diff.result import ArchDiff
 from archdiff.errors import InputError
-from archdiff.textfmt import count
+from archdiff.textfmt import count, percent
 
 POLICY_VERSION = 1
 KEYS = ("version", "frozen", "allow_added", "allow_removed", "max_param_growth", "fail_on")
@@ -131,6 +132,8 @@ def load_policy(path: str) -> Policy:
     from archdiff.read import parse_yaml_text
 
     try:
+        if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block forever
+            raise PolicyError("the policy is not a regular file", path=path, hint="give a YAML file")
         with open(path, "rb") as fh:
             data = fh.read(1_000_001)
     except FileNotFoundError:
@@ -271,15 +274,17 @@ def check(d: ArchDiff, policy: Policy) -> PolicyResult:
             if hit is not None:
                 used.add(hit)
                 violations.append(f"'{entry.path}' (frozen by '{hit}') was removed")
-        for pattern in policy.frozen:
-            if pattern not in used:
-                notes.append(f"frozen pattern '{pattern}' matches no layer of A")
+        for entry in d.added:  # a layer new in B is not a change of a frozen one, but the pattern is in use
+            used.update(p for p in policy.frozen if p.matches(entry.name, entry.path))
+        # A pattern that matches nothing protects nothing (a typo, or the layer is gone): that fails, named.
+        unmatched = [f"frozen pattern '{p}' matches no layer of A or B" for p in policy.frozen if p not in used]
         n = len(policy.frozen)
         rules.append(RuleResult(
-            "frozen", not violations,
+            "frozen", not violations and not unmatched,
             f"{len(violations)} frozen layer{'s' if len(violations) != 1 else ''} changed or removed"
-            if violations else f"no frozen layer changed ({n} pattern{'s' if n != 1 else ''})",
-            _listed(violations)))
+            if violations else f"{len(unmatched)} of {n} frozen pattern{'s' if n != 1 else ''} match no layer"
+            if unmatched else f"no frozen layer changed ({n} pattern{'s' if n != 1 else ''})",
+            _listed(violations + unmatched)))
 
     for rule, allowed, entries, verb in (("allow_added", policy.allow_added, d.added, "added"),
                                          ("allow_removed", policy.allow_removed, d.removed, "removed")):
@@ -309,7 +314,8 @@ def check(d: ArchDiff, policy: Policy) -> PolicyResult:
                                     "weights could not be inferred for); give files with weights"))
         else:
             delta = after - before
-            pct = (100.0 * delta / before) if before else (0.0 if delta == 0 else float("inf"))
+            pct = percent(delta, before) if before else 0.0 if delta == 0 else None
+            pct = (float("inf") if delta > 0 else float("-inf")) if pct is None else pct  # beyond a float
             grown = f"{'+' if delta >= 0 else ''}{count(delta)} ({pct:+.2f}%)" if before else f"{count(delta)}"
             over = pct > limit.limit if limit.percent else delta > limit.limit
             message = (f"parameters grew by {grown}, over the limit of {limit}" if over

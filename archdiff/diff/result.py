@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 from archdiff import __version__
+from archdiff.textfmt import percent
 from archdiff.views import notebook as _notebook
 
 if TYPE_CHECKING:
@@ -218,7 +219,8 @@ class ArchDiff:
         delta = self.params_delta
         if delta is None or not self.a.total_params:
             return None
-        return round(100.0 * delta / self.a.total_params, 3)
+        value = percent(delta, self.a.total_params)  # None beyond a float: counts of any size are valid input
+        return None if value is None else round(value, 3)
 
     def summary(self) -> dict:
         return {

@@ -14,15 +14,18 @@ from dataclasses import replace
 from typing import Any
 
 from archdiff.errors import InputError
-from archdiff.lazy import INSTALL_HINT, is_framework_module, require_keras  # noqa: F401 (INSTALL_HINT re-exported)
+from archdiff.lazy import INSTALL_HINT, is_framework_module, quiet_frameworks, require_keras  # noqa: F401
 from archdiff.model import Architecture, Source, WeightSpec
 
 def load_factory(spec: str, kwargs: dict[str, Any]) -> Architecture:
     module_name, _, attr = spec.partition(":")
-    if is_framework_module(module_name):
-        require_keras()
+    # A factory builds a Keras model: Keras is imported first, quietly (TensorFlow's C++ start-up lines go to
+    # fd 2, whoever imports it), so that neither the module nor the factory's own `import keras` prints them.
+    # The factory's own output is left alone.
+    require_keras()
     try:
-        module = importlib.import_module(module_name)
+        with quiet_frameworks():
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         raise InputError(f"cannot import module '{module_name}' ({exc})", path=spec,
                          hint="give package.module:callable importable from this environment") from None
@@ -43,7 +46,29 @@ def load_factory(spec: str, kwargs: dict[str, Any]) -> Architecture:
         model = target(**kwargs)
     except Exception as exc:  # noqa: BLE001 - the factory is user code; report, don't trace
         raise InputError(f"the factory raised {type(exc).__name__}: {exc}", path=spec) from None
+    if not _is_model(model):
+        raise InputError(f"the factory returned {_what(model)}, not a Keras model", path=spec,
+                         hint="give a callable that returns a keras.Model (Sequential, Functional or subclassed)")
     return from_keras_model(model, path=spec, fmt="factory")
+
+
+def _is_model(value: Any) -> bool:
+    """A Keras model of Keras 3 or tf-keras: what from_keras_model can read (its layers, weights and config)."""
+    keras = require_keras()
+    if isinstance(value, keras.Model):
+        return True
+    # tf-keras models are not keras.Model instances; they have the same reading surface.
+    return (not isinstance(value, type) and all(hasattr(value, attr) for attr in ("layers", "weights", "to_json"))
+            and isinstance(getattr(value, "layers", None), (list, tuple)))
+
+
+def _what(value: Any) -> str:
+    from archdiff.safetext import visible
+
+    if value is None:
+        return "None"
+    name = type(value).__name__ if not isinstance(value, type) else f"the class {value.__name__}"
+    return visible(f"a {name}" if not isinstance(value, type) else name)[:120]
 
 
 def from_keras_model(model, *, path: str, fmt: str) -> Architecture:

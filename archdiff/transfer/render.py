@@ -3,12 +3,15 @@
 The report is data; this is the only place that formats it for people. Text
 colours the statuses on a terminal only; JSON follows
 ``archdiff/schemas/transfer.schema.json``; Markdown suits a pull request
-(the per-layer table folds away in ``<details>``).
+(the per-layer table folds away in ``<details>``). Every name, path and
+message goes through :mod:`archdiff.safetext` (text: ``visible``; Markdown:
+its ``md_text`` / ``md_code``, the escaping every Markdown report shares).
 """
 from __future__ import annotations
 
 import json
 
+from archdiff.safetext import md_code, md_text, visible
 from archdiff.textfmt import count, human_bytes, paint, table, use_colour
 from archdiff.transfer.apply import TransferReport
 from archdiff.transfer.plan import LayerTransfer
@@ -106,14 +109,15 @@ def render_text(report: TransferReport, *, colour: bool | None = None) -> str:
     on = use_colour() if colour is None else colour
     plan = report.plan
     out = [
-        f"source: {plan.source.path} ({plan.source.description})",
-        f"target: {plan.target.path} ({plan.target.description})",
-        f"output: {_output_line(report)}",
+        visible(f"source: {plan.source.path} ({plan.source.description})"),
+        visible(f"target: {plan.target.path} ({plan.target.description})"),
+        visible(f"output: {_output_line(report)}"),
         "",
     ]
     rows = []
     for layer in plan.layers:
-        rows.append([layer.target, layer.status, layer.source or "-", _matched_by(layer), _variables_text(layer)])
+        rows.append([visible(cell) for cell in (layer.target, layer.status, layer.source or "-", _matched_by(layer),
+                                                _variables_text(layer))])
     if rows:
         out.append(_table_keep_colour(["target layer", "status", "source layer", "matched by", "variables"], rows,
                                       plan.layers, on))
@@ -123,16 +127,16 @@ def render_text(report: TransferReport, *, colour: bool | None = None) -> str:
         out.append("")
         out.append(f"unused source layers ({len(plan.unused)}):")
         for u in plan.unused:
-            out.append(f"  {u.path} ({count(u.params)} params): {u.reason}")
+            out.append(visible(f"  {u.path} ({count(u.params)} params): {u.reason}"))
     if plan.problems:
         out.append("")
         out.append(paint(f"problems ({len(plan.problems)}), nothing written:", "red", on))
-        out.extend(f"  {p}" for p in plan.problems)
+        out.extend(visible(f"  {p}") for p in plan.problems)
     if plan.notes:
         out.append("")
-        out.extend(f"note: {n}" for n in plan.notes)
+        out.extend(visible(f"note: {n}") for n in plan.notes)
     out.append("")
-    out.extend(_summary_lines(report))
+    out.extend(visible(line) for line in _summary_lines(report))
     out.append(_exit_line(report))
     return "\n".join(out) + "\n"
 
@@ -153,14 +157,12 @@ def _table_keep_colour(headers, rows, layers, on: bool) -> str:
 
 
 # -- Markdown -----------------------------------------------------------------------------
-def _md(text: str) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+# One Markdown escaping for every report: archdiff.safetext's.
+_md = md_text
 
 
 def _code(text: str) -> str:
-    text = str(text).replace("\n", " ").replace("|", "\\|")
-    fence = "``" if "`" in text else "`"
-    return f"{fence}{text}{fence}" if text else ""
+    return md_code(text) if text else ""
 
 
 def render_markdown(report: TransferReport) -> str:

@@ -123,7 +123,40 @@ def rebuild(arch: Architecture, *, unsafe: bool = False, serialized: dict | None
     raise _rebuild_error(first_error, arch.source.path, unsafe)
 
 
+#: What a resource failure says somewhere in an exception chain (Keras wraps the cause in its own errors).
+_RESOURCE_WORDS = re.compile(r"\bOOM\b|out of memory|Unable to allocate|failed to allocate|Cannot allocate memory",
+                             re.IGNORECASE)
+
+
+def resource_failure(exc: BaseException | None) -> str | None:
+    """``exc``'s chain (cause, context) as one line when it is a resource failure (memory), else None.
+
+    Keras reports an allocation that fails while a layer is built as a failure
+    to deserialize the model's class; the cause says what really happened.
+    """
+    seen = 0
+    while exc is not None and seen < 20:
+        text = " ".join(str(exc).split())
+        if isinstance(exc, MemoryError) or type(exc).__name__ in ("ResourceExhaustedError", "OutOfMemoryError") \
+                or _RESOURCE_WORDS.search(text):
+            match = _RESOURCE_WORDS.search(text)
+            brief = text[match.start():match.start() + 160] if match else text[:180]
+            return f"{type(exc).__name__}: {brief}".rstrip(": ")
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def _resource_error(what: str, cause: str, path: str) -> ArchdiffError:
+    return InputError(f"{what}: out of memory ({cause})", path=path,
+                      hint="the model's variables do not fit in this machine's memory (see their sizes with "
+                           "'archdiff summary'); use a machine with more memory, or a smaller model")
+
+
 def _rebuild_error(exc: Exception, path: str, unsafe: bool) -> ArchdiffError:
+    resource = resource_failure(exc)
+    if resource:
+        return _resource_error("cannot rebuild the model", resource, path)
     text = " ".join(str(exc).split())
     missing = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
     if missing:
@@ -146,6 +179,9 @@ def load_weights_into(model, path: str) -> None:
     try:
         model.load_weights(path)
     except Exception as exc:  # noqa: BLE001 - Keras raises many kinds
+        resource = resource_failure(exc)
+        if resource:
+            raise _resource_error("Keras could not load these weights", resource, path) from None
         text = " ".join(str(exc).split())
         raise InputError(f"Keras could not load these weights into the rebuilt target ({type(exc).__name__}: "
                          f"{text[:300]})", path=path,

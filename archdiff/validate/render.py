@@ -3,13 +3,17 @@
 The report is data; this is the only place that formats it for people. Text
 colours the check statuses on a terminal only; JSON follows
 ``archdiff/schemas/validate.schema.json``; Markdown suits a pull request
-(details fold away in ``<details>``).
+(details fold away in ``<details>``). Every name, path and message goes
+through :mod:`archdiff.safetext` (text: ``visible``, applied to each line
+before the status labels are painted; Markdown: its ``md_text`` / ``md_code``,
+the escaping every Markdown report shares).
 """
 from __future__ import annotations
 
 import json
 import math
 
+from archdiff.safetext import md_code, md_text, visible
 from archdiff.textfmt import count, paint, table, use_colour
 from archdiff.validate.report import ARRIVED, FAIL, PASS, SKIPPED, BackendsReport, ValidationReport
 
@@ -210,21 +214,21 @@ def _exit_line(report: ValidationReport) -> str:
 def render_text(report: ValidationReport, *, colour: bool | None = None) -> str:
     on = use_colour() if colour is None else colour
     out = [
-        f"target:  {report.target}",
-        f"weights: {report.weights} ({report.rebuild.weights_format})",
-        f"source:  {report.source or '- (no --source: checks 2 and 3 skipped)'}",
+        visible(f"target:  {report.target}"),
+        visible(f"weights: {report.weights} ({report.rebuild.weights_format})"),
+        visible(f"source:  {report.source or '- (no --source: checks 2 and 3 skipped)'}"),
         "",
     ]
     width = max(len(title) for _, title in _titles(report))
     for key, title in _titles(report):
         status = dict(report.checks)[key]
         label = paint(f"[{status.upper():7}]", _COLOURS.get(status, "bold"), on)
-        out.append(f"{label} {title.ljust(width)}  {_summary(report, key)}")
+        out.append(f"{label} {title.ljust(width)}  {visible(_summary(report, key))}")
         out.extend("    " + line for line in _details_text(report, key))
     if report.failures:
         out.append("")
         out.append(paint(f"failures ({len(report.failures)}):", "red", on))
-        out.extend(f"  - {f}" for f in report.failures)
+        out.extend(visible(f"  - {f}") for f in report.failures)
     out.append("")
     if report.saved_reference:
         out.append(f"reference saved: {report.saved_reference} (inputs and outputs of the seeded batch)")
@@ -242,13 +246,15 @@ def _rule(stat: str, atol: float, rtol: float) -> str:
 
 
 def _indent_table(headers, rows, align=None) -> list[str]:
-    return table(headers, rows, align=align).split("\n")
+    # Cells escaped before the layout, so that widths count what is shown and a cell cannot break a line.
+    return table(headers, [[visible(cell) for cell in row] for row in rows], align=align).split("\n")
 
 
 def _details_text(report: ValidationReport, key: str) -> list[str]:
+    """The lines under one check, escaped (:func:`archdiff.safetext.visible`) once, here."""
     lines: list[str] = []
     if key == "rebuild":
-        lines.extend(f"note: {n}" for n in report.rebuild.notes)
+        lines.extend(visible(f"note: {n}") for n in report.rebuild.notes)
         return lines
     if key == "weights_arrived":
         w = report.weights_arrived
@@ -261,12 +267,13 @@ def _details_text(report: ValidationReport, key: str) -> list[str]:
                 lines.append(f"... and {more} more layers (all arrived; --format json lists them)")
         if w.not_transferred:
             shown = w.not_transferred[:8]
-            lines.append(f"not transferred ({len(w.not_transferred)}): "
-                         + "; ".join(f"{x['layer']} ({x['reason']})" for x in shown)
-                         + (f"; ... and {len(w.not_transferred) - 8} more" if len(w.not_transferred) > 8 else ""))
+            lines.append(visible(f"not transferred ({len(w.not_transferred)}): "
+                                 + "; ".join(f"{x['layer']} ({x['reason']})" for x in shown)
+                                 + (f"; ... and {len(w.not_transferred) - 8} more" if len(w.not_transferred) > 8
+                                    else "")))
         if w.unused_source:
-            lines.append(f"source layers no target layer took ({len(w.unused_source)}): "
-                         + ", ".join(w.unused_source[:8]) + (" ..." if len(w.unused_source) > 8 else ""))
+            lines.append(visible(f"source layers no target layer took ({len(w.unused_source)}): "
+                                 + ", ".join(w.unused_source[:8]) + (" ..." if len(w.unused_source) > 8 else "")))
         return lines
     if key == "outputs":
         o = report.outputs
@@ -274,14 +281,15 @@ def _details_text(report: ValidationReport, key: str) -> list[str]:
             lines.extend(_indent_table(_OUTPUT_HEADERS, _output_rows(o.outputs), align="llllrrrrl"))
         if o.input_shapes:
             shapes = ", ".join(f"{k} {v[1:]}" for k, v in o.input_shapes.items())
-            lines.append(f"shared sub-graph: {len(o.shared_layers)} layers from inputs {shapes}; seeded batch of "
-                         f"{o.batch} (seed {o.seed}); {_rule(o.check_error_stat, o.atol, o.rtol)}")
+            lines.append(visible(f"shared sub-graph: {len(o.shared_layers)} layers from inputs {shapes}; seeded "
+                                 f"batch of {o.batch} (seed {o.seed}); {_rule(o.check_error_stat, o.atol, o.rtol)}"))
         if o.nested:
-            lines.append("compared inside the nested model(s) " + ", ".join(o.nested))
-        lines.extend(f"note: {n}" for n in o.notes)
+            lines.append(visible("compared inside the nested model(s) " + ", ".join(o.nested)))
+        lines.extend(visible(f"note: {n}") for n in o.notes)
         if o.excluded:
-            lines.append("paired but not shared: " + "; ".join(f"{x['layer']} ({x['reason']})" for x in o.excluded[:5])
-                         + (f"; ... and {len(o.excluded) - 5} more" if len(o.excluded) > 5 else ""))
+            lines.append(visible("paired but not shared: "
+                                 + "; ".join(f"{x['layer']} ({x['reason']})" for x in o.excluded[:5])
+                                 + (f"; ... and {len(o.excluded) - 5} more" if len(o.excluded) > 5 else "")))
         return lines
     if key == "reference":
         r = report.reference
@@ -289,39 +297,37 @@ def _details_text(report: ValidationReport, key: str) -> list[str]:
             lines.extend(_indent_table(_OUTPUT_HEADERS, _output_rows(r.outputs), align="llllrrrrl"))
         if r is not None and r.recorded:
             about = ", ".join(f"{k} {v}" for k, v in r.recorded.items() if k != "notes")
-            lines.append(f"{r.path}: recorded with {about}")
-            lines.extend(f"note: {n}" for n in r.recorded.get("notes") or [])
+            lines.append(visible(f"{r.path}: recorded with {about}"))
+            lines.extend(visible(f"note: {n}") for n in r.recorded.get("notes") or [])
         return lines
     f = report.finetune
     if f.status == SKIPPED:
         return lines
-    lines.append(f"data:   {_data_line(report)}")
-    lines.append(f"device: {_device_line(report)}")
-    lines.append(f"frozen: {_freeze_line(report)}")
-    lines.append(f"loss:   {f.loss_name}; metric: {f.metric}")
+    lines.append(visible(f"data:   {_data_line(report)}"))
+    lines.append(visible(f"device: {_device_line(report)}"))
+    lines.append(visible(f"frozen: {_freeze_line(report)}"))
+    lines.append(visible(f"loss:   {f.loss_name}; metric: {f.metric}"))
     for name, head in f.losses.items():
         if len(f.losses) > 1 or head.get("why", "").startswith("one linear"):
-            lines.append(f"        {name}: {head.get('loss')}{' (from logits)' if head.get('from_logits') else ''}"
-                         f" - {head.get('why')}")
+            lines.append(visible(f"        {name}: {head.get('loss')}"
+                                 f"{' (from logits)' if head.get('from_logits') else ''} - {head.get('why')}"))
     lines.extend(_indent_table(["stage", "epochs", "steps", "lr", "train loss", f.metric, "ms/step",
                                 "frozen/trainable vars"], _stage_rows(report), align="lrrrllrr"))
     gain = _gain_line(report)
     if gain:
-        lines.append(gain)
-    lines.extend(f"note: {n}" for n in f.notes)
-    lines.extend(f"note: {n}" for n in f.device.get("notes", []))
+        lines.append(visible(gain))
+    lines.extend(visible(f"note: {n}") for n in f.notes)
+    lines.extend(visible(f"note: {n}") for n in f.device.get("notes", []))
     return lines
 
 
 # -- Markdown ---------------------------------------------------------------------------------
-def _md(text) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+# One Markdown escaping for every report: archdiff.safetext's.
+_md = md_text
 
 
 def _code(text) -> str:
-    text = str(text).replace("\n", " ").replace("|", "\\|")
-    fence = "``" if "`" in text else "`"
-    return f"{fence}{text}{fence}" if text else ""
+    return md_code(text) if text else ""
 
 
 _ICONS = {PASS: "✅ pass", FAIL: "❌ fail", SKIPPED: "⏭️ skipped"}

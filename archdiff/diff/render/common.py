@@ -85,3 +85,23 @@ def merged(d: ArchDiff) -> list[tuple[str, Any]]:
                 out.append((kind, m))
         out.extend(("removed", e) for e in removed_after.get(path, []))
     return out
+
+
+def lookalike_pairs(d: ArchDiff) -> list[tuple[str, str, str]]:
+    """A removed and an added layer whose paths only look alike: ``(removed, added, why)``, for a warning.
+
+    Without rename detection (or when it finds no evidence) ``classifier``
+    removed and ``classifіer`` (Cyrillic i) added would read as no change.
+    """
+    from archdiff.safetext import confusable_note, skeleton
+
+    removed: dict[str, list[str]] = {}
+    for e in d.removed:
+        removed.setdefault(skeleton(e.path), []).append(e.path)
+    out = []
+    for e in d.added:
+        for old in removed.get(skeleton(e.path), ()):
+            note = confusable_note(old, e.path)
+            if note:
+                out.append((old, e.path, note))
+    return out

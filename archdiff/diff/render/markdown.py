@@ -2,35 +2,29 @@
 
 This module owns how a diff reads on a code-review page: a summary table
 first, the details in collapsible sections, each table cut at
-:data:`MAX_MD_ROWS` rows, every cell escaped (:func:`md_escape`,
-:func:`md_code`); and the policy result as a table.
+:data:`MAX_MD_ROWS` rows, every cell escaped by :mod:`archdiff.safetext`
+(:func:`md_escape` is its ``md_text``, :func:`md_code` its ``md_code``), files
+named by their full path as given (the gate names them relative to the
+repository); renames whose names only look alike are flagged; and the policy
+result as a table.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from archdiff.diff.render.common import source_text, value_text
-from archdiff.diff.result import ArchDiff, Change
+from archdiff.diff.render.common import lookalike_pairs, source_text, value_text
+from archdiff import __version__
+from archdiff.diff.result import SCHEMA_VERSION, ArchDiff, Change
+from archdiff.safetext import confusable_note, md_code, md_text
 from archdiff.textfmt import count
 
 #: Rows per Markdown table before the rest is counted (GitHub comments are at most 65,536 characters).
 MAX_MD_ROWS = 150
 
 
-def md_escape(text: Any) -> str:
-    """Safe inside a Markdown table cell."""
-    text = str(text)
-    for ch in ("\\", "|", "<", ">", "*", "_", "`", "[", "]"):
-        text = text.replace(ch, "\\" + ch)
-    return " ".join(text.split())
-
-
-def md_code(text: Any) -> str:
-    """Inline code in a table cell: backticks cannot be escaped, pipes can."""
-    text = " ".join(str(text).split()).replace("|", "\\|")
-    fence = "``" if "`" in text else "`"
-    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+# One Markdown escaping for every report (archdiff.safetext): markup, HTML, cell splits, headings,
+# @mentions, #references and links neutralised. The old names stay importable from here.
+md_escape = md_text
 
 
 def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -> str:
@@ -45,7 +39,7 @@ def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -
         out += [f"Exit code {code}.", ""]
     s = d.summary()
     out += ["| | A | B |", "| --- | --- | --- |",
-            f"| file | {md_code(os.path.basename(d.a.path))} | {md_code(os.path.basename(d.b.path))} |",
+            f"| file | {md_code(d.a.path)} | {md_code(d.b.path)} |",
             f"| model | {md_escape(source_text(d.a))} | {md_escape(source_text(d.b))} |",
             f"| layers | {d.a.layers} | {d.b.layers} |",
             f"| params | {count(d.a.total_params)} | {count(d.b.total_params)}{_md_delta(d)} |",
@@ -70,6 +64,8 @@ def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -
         out += ["_" + "; ".join(bits) + "._", ""]
     for note in d.notes:
         out += [f"> **Note:** {md_escape(note)}", ""]
+    for old, new, why in lookalike_pairs(d):
+        out += [f"> **Warning:** {md_code(old)} removed and {md_code(new)} added: {md_escape(why)}", ""]
     if policy is not None:
         out += _md_policy(policy)
 
@@ -86,7 +82,7 @@ def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -
                            ["| layer | class | what | A | B | effect |", "| --- | --- | --- | --- | --- | --- |"], rows)
     if d.renamed:
         rows = [f"| {md_code(m.a)} | {md_code(m.b)} | {md_escape(m.class_b)} | {md_escape(m.how)} | "
-                f"{md_escape('; '.join(m.evidence))} |" for m in d.renamed]
+                f"{md_escape('; '.join(m.evidence))}{_md_lookalike(m.a, m.b)} |" for m in d.renamed]
         out += _md_details(f"Renamed layers ({len(d.renamed)})",
                            ["| A | B | class | matched by | evidence |", "| --- | --- | --- | --- | --- |"], rows)
     for title, entries in (("Added layers", d.added), ("Removed layers", d.removed)):
@@ -102,9 +98,13 @@ def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -
                 for c in io]
         out += _md_details(f"Inputs and outputs ({len(io)})",
                            ["| which | what | A | B |", "| --- | --- | --- | --- |"], rows)
-    out.append(f"<sub>archdiff {md_escape(d.to_dict()['tool']['version'])} · JSON schema "
-               f"{md_escape(d.to_dict()['schema_version'])}</sub>")
+    out.append(f"<sub>archdiff {md_escape(__version__)} · JSON schema {SCHEMA_VERSION}</sub>")
     return "\n".join(out) + "\n"
+
+
+def _md_lookalike(a: str, b: str) -> str:
+    note = confusable_note(a, b)
+    return f"; **warning**: {md_escape(note)}" if note else ""
 
 
 def _md_delta(d: ArchDiff) -> str:
@@ -142,7 +142,7 @@ def _md_details(title: str, header: list[str], rows: list[str]) -> list[str]:
 
 def _md_policy(result) -> list[str]:
     status = "passed ✅" if result.passed else "**failed** ❌"
-    out = [f"**Policy** {md_code(os.path.basename(result.policy.source))}: {status}", "",
+    out = [f"**Policy** {md_code(result.policy.source)}: {status}", "",
            "| rule | result | why |", "| --- | --- | --- |"]
     for rule in result.rules:
         why = rule.message

@@ -4,14 +4,19 @@ This module owns how a diff reads on a terminal: the summary first (the
 classification, then counts), then the layers in B's order; long runs of
 unchanged layers collapse into one line, long runs of added or removed layers
 into their first and last few. Colour is used only when asked (on a terminal).
-It also writes a policy result as text (:func:`policy_text`).
+It also writes a policy result as text (:func:`policy_text`). Every name,
+class, value and message from a file goes through
+:func:`archdiff.safetext.visible` once, before it is painted, so no control,
+bidi or invisible character reaches the terminal raw; a rename whose names
+differ only by look-alike or invisible characters says so, with the code points.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from archdiff.diff.render.common import change_text, merged, source_text, value_text
+from archdiff.diff.render.common import change_text, lookalike_pairs, merged, source_text, value_text
 from archdiff.diff.result import ArchDiff, LayerDiff, LayerEntry
+from archdiff.safetext import confusable_note, visible
 from archdiff.textfmt import count, paint
 
 #: Added/removed runs longer than this show their first and last few layers.
@@ -38,7 +43,8 @@ def _io_text(d: ArchDiff, side: str) -> str:
         return "not compared (no topology)"
     if not changes:
         return "unchanged"
-    return "; ".join(f"#{c.index} {c.what}: {value_text(c.old, 40)} -> {value_text(c.new, 40)}" for c in changes)
+    return "; ".join(f"#{c.index} {c.what}: {visible(value_text(c.old, 40))} -> {visible(value_text(c.new, 40))}"
+                     for c in changes)
 
 
 def _layers_line(d: ArchDiff) -> str:
@@ -73,14 +79,15 @@ def render_text(d: ArchDiff, *, colour: bool = False, policy=None, exit_code: in
                 full: bool = False) -> str:
     """A git-diff-like report: summary first, then the layers in B's order."""
     def c(text: str, name: str) -> str:
-        return paint(text, name, colour)
+        # Escaped here, before the colour codes are added: the one place text from the file meets the terminal.
+        return paint(visible(text), name, colour)
 
     code = d.exit_code if exit_code is None else exit_code
     headline_colour = "green" if d.identical else "red" if code else "yellow"
     lines = [c(f"archdiff: {_kinds_text(d)}", "bold") if d.identical else
              c("archdiff: ", "bold") + c(_kinds_text(d), headline_colour)]
-    lines.append(f"  A: {d.a.path}  ({source_text(d.a)})")
-    lines.append(f"  B: {d.b.path}  ({source_text(d.b)})")
+    lines.append(visible(f"  A: {d.a.path}  ({source_text(d.a)})"))
+    lines.append(visible(f"  B: {d.b.path}  ({source_text(d.b)})"))
     s = d.summary()
     lines.append("")
     lines.append(f"  layers   {_layers_line(d)}")
@@ -90,14 +97,16 @@ def render_text(d: ArchDiff, *, colour: bool = False, policy=None, exit_code: in
     lines.append(f"  inputs   {_io_text(d, 'input')}")
     lines.append(f"  outputs  {_io_text(d, 'output')}")
     for mc in d.model_changes:
-        lines.append(f"  model    {change_text(mc)}")
+        lines.append(visible(f"  model    {change_text(mc)}"))
     if d.noise_hidden:
         lines.append(f"  noise    {d.noise_hidden} layer config{'s' if d.noise_hidden != 1 else ''} differ only in "
                      "serialization noise (hidden; --strict shows it)")
     if d.ignored:
         lines.append(f"  ignored  {d.ignored} change{'s' if d.ignored != 1 else ''} hidden by --ignore")
     for note in d.notes:
-        lines.append(f"  note: {note}")
+        lines.append(visible(f"  note: {note}"))
+    for old, new, why in lookalike_pairs(d):
+        lines.append(c(f"  warning: '{old}' removed and '{new}' added: {why}", "red"))
     if policy is not None:
         lines.append("")
         lines.extend(policy_text(policy, colour=colour))
@@ -114,7 +123,7 @@ def render_text(d: ArchDiff, *, colour: bool = False, policy=None, exit_code: in
         if kind == "same":
             if full:
                 for m in items:
-                    lines.append(f"  {m.b} ({m.class_b})")
+                    lines.append(visible(f"  {m.b} ({m.class_b})"))
             else:
                 paths = [m.b for m in items]
                 lines.append(c(f"  ... {len(items)} unchanged layer{'s' if len(items) != 1 else ''} "
@@ -156,21 +165,24 @@ def _layer_lines(m: LayerDiff, c) -> list[str]:
         if ch.kind == "renamed":
             continue
         tag = f"  [{ch.effect}]" if ch.effect in ("weights-breaking", "topology-changing") else ""
-        out.append(f"    {change_text(ch)}" + (c(tag, "red" if ch.effect == "weights-breaking" else "dim")
-                                                if tag else ""))
+        out.append(visible(f"    {change_text(ch)}") + (c(tag, "red" if ch.effect == "weights-breaking" else "dim")
+                                                         if tag else ""))
     if m.renamed and m.evidence:
         out.append(c(f"    because: {'; '.join(m.evidence)}", "dim"))
+    note = confusable_note(m.a, m.b) if m.renamed else None
+    if note:
+        out.append(c(f"    warning: {note}", "red"))
     return out
 
 
 def policy_text(result, *, colour: bool = False) -> list[str]:
     status = paint("passed", "green", colour) if result.passed else paint("FAILED", "red", colour)
-    lines = [f"  policy   {result.policy.source}: {status}"]
+    lines = [f"  policy   {visible(result.policy.source)}: {status}"]
     for rule in result.rules:
         mark = "ok  " if rule.passed else paint("FAIL", "red", colour)
-        lines.append(f"    {mark} {rule.rule}: {rule.message}")
+        lines.append(f"    {mark} {rule.rule}: {visible(rule.message)}")
         for v in rule.violations:
-            lines.append(f"           {v}")
+            lines.append(f"           {visible(v)}")
     for note in result.notes:
-        lines.append(f"    note: {note}")
+        lines.append(f"    note: {visible(note)}")
     return lines
