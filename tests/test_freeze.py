@@ -203,3 +203,19 @@ def test_cli_formats_and_option_rules(cli, tmp_path):
         assert code == 2 and "--freeze-until" in err
     code, _, err = cli("layers", K3 / "nested.keras", "--freeze-until", "1", "--grep", "conv")
     assert code == 2 and "prints its own list" in err
+
+
+def test_the_h5_copy_puts_a_nested_models_weights_in_the_order_keras_loads_them(tmp_path):
+    # Keras reads a layer's variables from a legacy .h5 as trainable_weights + non_trainable_weights, and for a
+    # nested model that order follows its layers' flags: base was saved frozen (all in layer order); with
+    # conv2 trainable it loads conv2's first (test_freeze_keras.py loads it in Keras 3 and tf-keras).
+    for folder, tail in (("keras3", ""), ("keras2", ":0")):
+        src = FIXTURES / folder / "nested.h5"
+        arch = load(src)
+        plan = plan_freeze(arch, "base/conv2")
+        out = tmp_path / f"{folder}.h5"
+        write_frozen(arch, plan, str(out))
+        with h5py.File(out) as f:
+            names = [n.decode() if isinstance(n, bytes) else n for n in f["model_weights/base"].attrs["weight_names"]]
+        assert names == [n + tail for n in ("conv2/kernel", "conv2/bias", "conv1/kernel", "conv1/bias", "bn1/gamma",
+                                            "bn1/beta", "bn1/moving_mean", "bn1/moving_variance")]

@@ -4,9 +4,11 @@ The everyday question "which index do I freeze up to, to train from
 ``conv5_block1_1_conv`` on?" ends in code: ``for layer in
 model.layers[:143]: layer.trainable = False``. :func:`plan_freeze` answers it
 from a model file without TensorFlow: the recipe is the Keras
-fine-tuning guide's (``model.trainable = True``, then the layers before the
+fine-tuning guide's (every layer made trainable, then the layers before the
 named one frozen), so after it exactly the listed layers are frozen whatever
-the file recorded. Indices follow ``model.layers`` (Keras 3 operations such as
+the file recorded. The snippet makes every layer trainable one by one,
+because on the TensorFlow backend ``model.trainable = True`` does nothing
+(not even to the layers inside) when the model already says ``True``. Indices follow ``model.layers`` (Keras 3 operations such as
 ``x + y`` are not layers and take no index, :attr:`archdiff.model.Layer.is_operation`).
 A layer inside a nested model (``xception/block14_sepconv1``, or its bare name
 where it is unique) freezes the top-level layers before the nested model and,
@@ -123,7 +125,17 @@ class FreezePlan:
             lines.append("import tf_keras as keras  # TensorFlow 2.16+ with tf-keras; before: from tensorflow import keras")
         lines.append("")
         lines.append(self._load_line(flavour, path or self.source))
-        lines.append("model.trainable = True  # then freeze what comes before the first layer to train")
+        lines.append("")
+        lines.append("")
+        lines.append("def unfreeze(layer):")
+        lines.append("    # Every layer, nested ones too: Keras skips setting a flag to the value it has,")
+        lines.append("    # and with it the layers inside.")
+        lines.append("    layer.trainable = True")
+        lines.append("    for inner_layer in getattr(layer, \"layers\", ()):")
+        lines.append("        unfreeze(inner_layer)")
+        lines.append("")
+        lines.append("")
+        lines.append("unfreeze(model)  # then freeze what comes before the first layer to train")
         holder = "model"
         for depth, step in enumerate(self.steps):
             if step.scope:
@@ -311,8 +323,9 @@ def write_frozen(arch: Architecture, plan: FreezePlan, out: str) -> None:
     """Write a copy of ``arch``'s file at ``out`` whose config carries the recipe's ``trainable`` flags.
 
     ``.keras``: ``config.json`` replaced, every other member byte for byte;
-    legacy ``.h5``: a copy with the ``model_config`` attribute rewritten (weights
-    untouched); ``.json``: the document rewritten. OUT must have the input's
+    legacy ``.h5``: a copy with the ``model_config`` attribute rewritten, and each
+    nested model's ``weight_names`` put in the order Keras loads it with the new
+    flags (the datasets untouched); ``.json``: the document rewritten. OUT must have the input's
     suffix (Keras picks the loader by name) and is written beside itself and
     renamed into place.
     """
@@ -368,6 +381,76 @@ def _write_keras(arch, plan, source, out, atomic_path) -> None:
         rebuild_keras_zip(source, {"config.json": cfg.name}, tmp)
 
 
+def _natural(arch: Architecture, model_path: str) -> list:
+    """The variables of a nested model as Keras orders ``model.weights``: each layer's, in layer order.
+
+    A layer's own come trainable-by-nature first, as Keras creates them
+    (BatchNormalization: gamma, beta, then the moving statistics).
+    """
+    out = []
+    for layer in arch.descendants(model_path):
+        if layer.is_model or layer.is_operation or not layer.weights:
+            continue
+        ws = list(layer.weights)
+        out.extend([(layer.path, w) for w in ws if _trains_by_nature(w)]
+                   + [(layer.path, w) for w in ws if not _trains_by_nature(w)])
+    return out
+
+
+def _legacy_order(arch: Architecture, model: Layer, frozen: set) -> list[str]:
+    """The dataset locations of a nested model's variables in the order a legacy ``.h5`` loads them.
+
+    Keras writes and reads a layer's variables as ``trainable_weights +
+    non_trainable_weights``; for a nested model that order depends on which of
+    its layers are frozen (a frozen model lists all of them in ``model.weights``
+    order). Both Keras 3 and tf-keras do so.
+    """
+    natural = _natural(arch, model.path)
+    if model.path in frozen:
+        return [w.location for _, w in natural]
+    trains = [w.location for path, w in natural if path not in frozen and _trains_by_nature(w)]
+    rest = [w.location for path, w in natural if path in frozen or not _trains_by_nature(w)]
+    return trains + rest
+
+
+def _reorder_nested_weights(f, arch: Architecture, plan: FreezePlan, where: str) -> None:
+    """Rewrite each nested model's ``weight_names`` in the order Keras will load it with the new flags.
+
+    The order the file has is first checked to be the one its own flags give;
+    where it is not (a layer whose variables Keras creates in another order),
+    the copy is refused rather than risk weights loaded into the wrong variables.
+    """
+    import numpy as np
+
+    root = f["model_weights"] if "model_weights" in f else f
+    before = {layer.path for layer in arch.layers if arch.effectively_trainable(layer) is False}
+    for model in arch.layers:
+        if not model.is_model or model.parent or model.name not in root:
+            continue
+        group = root[model.name]
+        if "weight_names" not in group.attrs:
+            if any(k.startswith("weight_names") for k in group.attrs):
+                raise UsageError(f"the nested model '{model.name}' lists its weights in chunked attributes, "
+                                 "which this copy cannot reorder", path=where,
+                                 hint="write the copy as .keras (save the model as .keras first)")
+            continue
+        stored = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in group.attrs["weight_names"]]
+        prefix = group.name.rstrip("/") + "/"
+
+        def names(locations):
+            return [loc[len(prefix):] if loc and loc.startswith(prefix) else None for loc in locations]
+
+        if names(_legacy_order(arch, model, before)) != stored:
+            raise UsageError(f"the order of the nested model '{model.name}''s weights in the .h5 is not the one "
+                             "archdiff can recompute, so a copy with other trainable flags could load weights "
+                             "into the wrong variables", path=where, hint="write the copy as .keras")
+        new = names(_legacy_order(arch, model, set(plan.frozen_paths)))
+        if new != stored:
+            old = group.attrs["weight_names"]
+            values = [n.encode("utf-8") for n in new] if len(old) and isinstance(old[0], bytes) else new
+            group.attrs.modify("weight_names", np.array(values, dtype=old.dtype))
+
+
 def _write_h5(arch, plan, source, out, atomic_path) -> None:
     import shutil
 
@@ -391,6 +474,7 @@ def _write_h5(arch, plan, source, out, atomic_path) -> None:
             # Keras 2 writes bytes, Keras 3 text: keep what the file had, so its own Keras reads it as before.
             del f.attrs["model_config"]
             f.attrs["model_config"] = text.encode("utf-8") if as_bytes else text
+            _reorder_nested_weights(f, arch, plan, out)
 
 
 def _write_json(arch, plan, source, out, atomic_path) -> None:
