@@ -219,3 +219,54 @@ def test_the_input_channels_adapter_makes_a_grey_model_answer_as_the_rgb_one(ker
     image = np.random.default_rng(11).standard_normal((2, 12, 12, 1)).astype("float32")
     np.testing.assert_allclose(np.asarray(adapted(image)), np.asarray(rgb(np.repeat(image, 3, axis=-1))),
                                rtol=1e-4, atol=1e-5)
+
+
+TF_KERAS_BASE = r'''
+import sys
+import numpy as np
+import tf_keras as keras
+
+folder = sys.argv[1]
+base = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, include_top=False, weights=None)
+rng = np.random.default_rng(21)
+values = {}
+for layer in base.layers:
+    arrays = []
+    for w in layer.weights:
+        v = rng.standard_normal(tuple(w.shape)).astype("float32")
+        arrays.append(np.abs(v) + 0.5 if "variance" in w.name else v)
+    if arrays:
+        layer.set_weights(arrays)
+        for i, v in enumerate(arrays):
+            values[f"{layer.name}::{i}"] = v
+base.save(folder + "/flat_k2.h5")
+base.save_weights(folder + "/flat_k2_weights.h5")
+np.savez(folder + "/values.npz", **values)
+print(base.name)
+'''
+
+
+def test_a_keras2_flat_base_fills_the_keras3_guide_model(keras, tmp_path):
+    """The common case: the pretrained base is a Keras 2 .h5 (full model, or save_weights), the model Keras 3."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", TF_KERAS_BASE, str(tmp_path)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    name = proc.stdout.strip().splitlines()[-1]
+    base = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, include_top=False, weights=None)
+    assert base.name == name  # the guide's base keeps the application's name
+    nested = randomize(guide(keras, base), 22)
+    nested.save(tmp_path / "nested.keras")
+    want = dict(np.load(tmp_path / "values.npz"))
+    own = variables(nested)
+    for source in ("flat_k2.h5", "flat_k2_weights.h5"):
+        out = tmp_path / f"out_{source}.keras"
+        report = transfer(tmp_path / source, tmp_path / "nested.keras", "-o", out, "--match", "auto")
+        assert [n["b"] for n in report["nesting"]] == [name], source
+        got = variables(keras.models.load_model(out))
+        inner = {k[len(name) + 1:]: v for k, v in got.items() if k.startswith(name + "/")}
+        assert inner.keys() == want.keys(), source
+        assert all(np.array_equal(inner[k], want[k]) for k in want), source
+        assert np.array_equal(got["dense::0"], own["dense::0"])

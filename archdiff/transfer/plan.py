@@ -480,7 +480,7 @@ def _pair_variables(src: tuple[WeightSpec, ...], tgt: tuple[WeightSpec, ...]):
     snames = [w.name for w in src]
     tnames = [w.name for w in tgt]
     if all(_is_named(n) for n in snames + tnames):
-        for names_of in (lambda n: n, lambda n: n.rsplit("/", 1)[-1]):
+        for names_of in (lambda n: n, lambda n: n.rsplit("/", 1)[-1], _keras3_name):
             s_keys = [names_of(n) for n in snames]
             t_keys = [names_of(n) for n in tnames]
             if len(set(s_keys)) == len(s_keys) and len(set(t_keys)) == len(t_keys) and set(s_keys) == set(t_keys):
@@ -493,6 +493,15 @@ def _pair_variables(src: tuple[WeightSpec, ...], tgt: tuple[WeightSpec, ...]):
     if len(src) != len(tgt):
         return None, None, f"the source layer has {len(src)} variables, the target layer {len(tgt)}"
     return list(zip(src, tgt)), "position", None
+
+
+#: Variables Keras 3 names differently from Keras 2: DepthwiseConv1D/2D's ``depthwise_kernel`` is its ``kernel``.
+_KERAS3_NAMES = {"depthwise_kernel": "kernel"}
+
+
+def _keras3_name(name: str) -> str:
+    leaf = name.rsplit("/", 1)[-1]
+    return _KERAS3_NAMES.get(leaf, leaf)
 
 
 def _itemsize(dtype: str) -> int:
