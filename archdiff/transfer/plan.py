@@ -20,9 +20,10 @@ under half of the target's filled; ``--allow-low-coverage`` writes it
 anyway); 2 an error (mismatches without ``--skip-mismatch`` or an adapter,
 lossy casts without ``--allow-cast``, nothing matched).
 
-Longer than ~600 lines on purpose: the plan's result types, layer pairing and
-variable checks are one vocabulary read together (docs/transfer.md), and
-each piece is small.
+Longer than ~600 lines on purpose: the plan's result types, layer pairing,
+variable checks and the coverage rule that sets the exit code are one
+vocabulary read together (docs/transfer.md), and each piece is small; the
+shape adapters, which are not, live in :mod:`archdiff.transfer.adapt`.
 """
 from __future__ import annotations
 
