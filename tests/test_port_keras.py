@@ -78,7 +78,7 @@ def guide(keras, base, head=1):
     x = base(inputs, training=False)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(0.2)(x)
-    return keras.Model(inputs, keras.layers.Dense(head)(x))
+    return keras.Model(inputs, keras.layers.Dense(head, name="dense")(x))  # named: auto names vary per session
 
 
 def transfer(*args) -> dict:
