@@ -84,8 +84,9 @@ def _raw_copy_code(src: Path, dst: Path) -> str:
 def _measure(argv: list[str], *, repeat: int = 5, warmup: int = 1) -> tuple[float, float]:
     """Medians of wall time and CPU time (user + sys) of a fresh process.
 
-    Exit 1 (some layers kept their weights) is a success for a transfer. CPU time
-    is reported beside wall time because it moves less when the machine is busy.
+    A transfer that did what was asked exits 0 (a new head included); 1 (refused
+    on coverage) is kept as a success for older archdiff versions. CPU time is
+    reported beside wall time because it moves less when the machine is busy.
     """
     walls, cpus = [], []
     for i in range(warmup + repeat):

@@ -66,8 +66,8 @@ bold "and a new target (one block added, a new 6-way head). Outputs in $OUT"
 # diff exits 1: the models differ (that is the point).
 step "1. What changed?" "1" diff "$SOURCE" "$TARGET"
 
-# transfer exits 1: the new block and the new head keep their own (fresh) weights.
-step "2. Move the trained weights by layer name" "0 1" transfer "$SOURCE" "$TARGET" -o "$TRANSFERRED"
+# transfer exits 0: done as asked; the new block and the new head keep their own (fresh) weights.
+step "2. Move the trained weights by layer name" "0" transfer "$SOURCE" "$TARGET" -o "$TRANSFERRED"
 
 # validate exits 0 only when every check passes.
 step "3. Prove it: rebuild, weights arrived, outputs agree, fine-tune (frozen, then unfrozen at 1e-5)" "0" \

@@ -282,15 +282,13 @@ def test_write_refuses_a_read_only_store_and_a_wrong_shape(tmp_path):
         np.testing.assert_array_equal(f[location][()], h5py_datasets(K3 / "nested.weights.h5")[location])
 
 
-def test_sharded_weights_say_they_cannot_be_written():
-    assert not ShardedStore.writable
-    with pytest.raises(UsageError, match="writing sharded weights is not supported.*unsharded"):
-        ShardedStore.check_writable(str(SHARDED))
-    with pytest.raises(UsageError, match="writing sharded weights is not supported"):
-        ShardedStore(SHARDED, mode="r+")
-    for store in (KerasZipStore, Keras3WeightsStore, LegacyH5Store):
+def test_every_store_can_be_written_sharded_included(tmp_path):
+    # Sharded targets are written since issue 13 (tests/test_transfer_sharded.py checks the result in Keras).
+    for store in (KerasZipStore, Keras3WeightsStore, LegacyH5Store, ShardedStore):
         assert store.writable
         store.check_writable("x")  # no error
+    with pytest.raises(ValueError, match="mode must be"):
+        ShardedStore(SHARDED, mode="w")
 
 
 def test_sharded_companion_files_are_the_shards_and_a_path_in_the_index_is_refused(tmp_path):

@@ -122,7 +122,7 @@ def test_the_demo_fixtures_validate_after_archdiff_transfer(cli, tmp_path):
     demo = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
     out = tmp_path / "out.keras"
     code, _, err = cli("transfer", demo / "source.keras", demo / "target.keras", "-o", out)
-    assert code == 1, err  # the new block and head keep their own weights
+    assert code == 0, err  # done as asked: the new block and head keep their own weights
     code, text, err = cli("validate", demo / "target.keras", "--weights", out, "--source", demo / "source.keras",
                           "--format", "json", "--epochs", "2", "--samples", "128", "--test-samples", "128",
                           "--no-progress")

@@ -68,6 +68,12 @@ def register(sub) -> None:
                    help="keyword argument for A's factory only")
     p.add_argument("--arg-b", dest="factory_args_b", action="append", default=[], metavar="KEY=VALUE",
                    help="keyword argument for B's factory only")
+    p.add_argument("--map", dest="maps", action="append", default=[], metavar="OLD=NEW",
+                   help="pair A's layer OLD (a path; a nested model's layers go with it) with B's NEW before "
+                        "anything else; 're:PATTERN=REPLACEMENT' substitutes a regex (re:^=base/ puts A under "
+                        "B's nested model 'base'); repeatable, as in transfer")
+    p.add_argument("--map-file", dest="map_files", action="append", default=[], metavar="FILE",
+                   help="rename rules from a file: YAML/JSON {OLD: NEW} or lines OLD=NEW (# comments)")
     _add_diff_options(p, formats=DIFF_FORMATS, default_fail_on=", ".join(DIFF_DEFAULT_FAIL_ON) + ", or the policy's rules")
     p.set_defaults(run=run_diff)
 
@@ -93,8 +99,15 @@ def options_from(args, *, default_fail_on=("any",)):
     from archdiff.diff import DiffOptions
 
     fail_on = tuple(v.strip() for raw in args.fail_on for v in raw.split(",") if v.strip())
+    maps = []
+    if getattr(args, "maps", None) or getattr(args, "map_files", None):
+        from archdiff.diff.matching.rules import load_map_file, parse_map_rule
+
+        maps = [parse_map_rule(text, "--map") for text in args.maps]
+        for path in args.map_files:
+            maps.extend(load_map_file(path))
     return DiffOptions(detect_renames=args.detect_renames, strict=args.strict, ignore=tuple(args.ignore),
-                       fail_on=fail_on or tuple(default_fail_on))
+                       fail_on=fail_on or tuple(default_fail_on), maps=tuple(maps))
 
 
 def _colour(args) -> bool:

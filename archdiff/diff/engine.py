@@ -193,7 +193,7 @@ class _Differ:
                         else "a weights-only file")
                 self.notes.append(f"{label} is {what}: it has no topology, so layers are compared by name "
                                   "and weight shapes only (no configs, edges, inputs or outputs)")
-        matching = match_layers(a, b, detect_renames=options.detect_renames)
+        matching = match_layers(a, b, detect_renames=options.detect_renames, rules=options.maps)
         self.matching = matching
         self.notes.extend(matching.notes)
 

@@ -19,6 +19,8 @@ class DiffOptions:
     ignore: tuple[str, ...] = ()
     #: Kinds that make the exit code 1: "any" (the default), "none", or kinds.
     fail_on: tuple[str, ...] = ("any",)
+    #: Rename rules from A's layer paths to B's (``--map``, :class:`~archdiff.diff.matching.MapRule`), applied first.
+    maps: tuple = ()
 
     def __post_init__(self) -> None:
         for value in self.fail_on:
@@ -31,4 +33,4 @@ class DiffOptions:
 
     def to_dict(self) -> dict:
         return {"detect_renames": self.detect_renames, "strict": self.strict, "ignore": list(self.ignore),
-                "fail_on": list(self.fail_on)}
+                "fail_on": list(self.fail_on), "maps": [{"rule": r.text, "origin": r.origin} for r in self.maps]}

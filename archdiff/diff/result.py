@@ -69,7 +69,8 @@ class LayerDiff:
 
     @property
     def renamed(self) -> bool:
-        return self.a != self.b
+        # A layer found under a nesting's prefix with its own name is not renamed (the nesting is reported).
+        return self.a != self.b and self.how != "nesting"
 
     def to_dict(self) -> dict:
         return {"a": self.a, "b": self.b, "how": self.how, "evidence": list(self.evidence),
@@ -260,6 +261,7 @@ class ArchDiff:
                       "removed": [e.to_dict() for e in self.edges_removed]},
             "io_changes": [c.to_dict() for c in self.io_changes],
             "notes": list(self.notes),
+            "nesting": [n.to_dict() for n in self.matching.nestings],
             "policy": None,
         }
 

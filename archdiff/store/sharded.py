@@ -7,8 +7,13 @@ names in the index's folder, each shard is opened and scanned once, a dataset
 is looked up in the first shard that holds it, and the listing merges the
 shards' trees (``archdiff.read.hdf5.read_keras3_tree``).
 
-Writing sharded weights is not supported: :meth:`ShardedStore.check_writable`
-says so with the way out (an unsharded target), and the store opens read-only.
+A transfer writes a sharded target the way Keras would have: new shards
+named after OUT as Keras names them (``out.weights.json`` ->
+``out_00000.weights.h5``, ``out_00001.weights.h5`` ...; :func:`shard_names`),
+each a copy of the target's shard with the matched datasets overwritten
+(``mode="r+"`` over those copies), and an index whose ``weight_map`` names
+the new shards (:func:`rewrite_index`). The variables stay in the shards the
+target keeps them in, so the index's map stays true.
 """
 from __future__ import annotations
 
@@ -16,26 +21,27 @@ import os
 from contextlib import ExitStack
 from typing import Iterator
 
-from archdiff.errors import InputError, UnsafeInputError, UsageError
+from archdiff.errors import InputError, UnsafeInputError
 from archdiff.read import hdf5 as h5
 from archdiff.store.base import Dataset, DatasetIndex, StoredVariable, WeightStore
 from archdiff.store.h5file import keras3_variables
 
 
 class ShardedStore(WeightStore):
-    """An index ``*.weights.json`` and its shards, read-only."""
+    """An index ``*.weights.json`` and its shards; ``mode="r+"`` overwrites datasets in shards archdiff copied."""
 
     format = "weights.json"
     label = "sharded Keras 3 weights"
     suffixes = (".weights.json",)
-    writable = False
+    writable = True
+    in_place = True
 
     def __init__(self, path, *, mode: str = "r", where: str | None = None, shards=None,
                  check_datasets: bool = True):
+        if mode not in ("r", "r+"):
+            raise ValueError(f"mode must be 'r' or 'r+', not {mode!r}")
         self.path = os.fspath(path)
         self.where = where or self.path
-        if mode != "r":
-            self.check_writable(self.where)
         self.mode = mode
         #: The shard files, resolved from the index unless given (a plan resolves them once).
         self.shards = tuple(shards) if shards is not None else self.companion_files(self.path)
@@ -44,17 +50,17 @@ class ShardedStore(WeightStore):
             self.files = []
             self.indexes = []
             for shard in self.shards:
-                f = self._stack.enter_context(h5.open_h5(shard, where=shard))
+                if mode == "r":
+                    f = self._stack.enter_context(h5.open_h5(shard, where=shard))
+                else:
+                    # A copy archdiff just wrote: h5py's own OSError (a full disk) propagates, as in H5FileStore.
+                    f = h5._h5py().File(shard, "r+")
+                    self._stack.callback(f.close)
                 self.files.append(f)
                 self.indexes.append(DatasetIndex(f, where=shard, check_datasets=check_datasets))
         except BaseException:
             self._stack.close()
             raise
-
-    @classmethod
-    def check_writable(cls, path: str) -> None:
-        raise UsageError("writing sharded weights is not supported", path=path,
-                         hint="give the target as .keras or an unsharded .weights.h5")
 
     @classmethod
     def companion_files(cls, path: str) -> tuple[str, ...]:
@@ -83,6 +89,13 @@ class ShardedStore(WeightStore):
     def has(self, location: str) -> bool:
         return any(index.has(location) for index in self.indexes)
 
+    def shard_of(self, location: str) -> int:
+        """The position (in :attr:`shards`) of the first shard holding the dataset ``location``."""
+        for i, index in enumerate(self.indexes):
+            if index.has(location):
+                return i
+        raise InputError(f"no shard holds the dataset '{location}'", path=self.where)
+
     def dataset(self, location: str) -> Dataset:
         for index in self.indexes:
             if index.has(location):
@@ -92,3 +105,36 @@ class ShardedStore(WeightStore):
     def _list(self) -> Iterator[StoredVariable]:
         tree = h5.read_keras3_tree(self.files, where=self.where)
         return keras3_variables(tree, where=self.where)
+
+
+def shard_names(out: str, count: int) -> tuple[str, ...]:
+    """The shard paths Keras' ``ShardedH5IOStore`` gives an index at ``out``: ``<base>_00000.weights.h5`` ...
+
+    ``<base>`` is the index's name without ``.weights.json`` (Keras: the stem, ``.weights`` removed).
+    """
+    folder = os.path.dirname(os.fspath(out))
+    name = os.path.basename(os.fspath(out))
+    stem = name[:-len(".json")] if name.lower().endswith(".json") else name
+    base = stem.replace(".weights", "")
+    return tuple(os.path.join(folder, f"{base}_{i:05}.weights.h5") for i in range(count))
+
+
+def rewrite_index(index_path: str, renamed: dict[str, str]) -> str:
+    """The JSON text of the index at ``index_path`` with its shard file names replaced (``old name -> new``).
+
+    The rest (``metadata``, the order of ``weight_map``) is kept; written with the
+    4-space indent Keras uses.
+    """
+    import json
+
+    from archdiff.read import read_json_file
+
+    index = read_json_file(index_path)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        raise InputError("'weight_map' is not a mapping", path=index_path)
+    out = dict(index)
+    out["weight_map"] = {key: ([renamed.get(v, v) for v in value] if isinstance(value, list)
+                               else renamed.get(value, value))
+                         for key, value in weight_map.items()}
+    return json.dumps(out, indent=4)

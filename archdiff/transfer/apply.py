@@ -4,9 +4,13 @@
 is copied (leaving out the bytes about to be overwritten) and its matched
 datasets overwritten one block at a time; a ``.keras`` model gets a new zip
 with the same ``config.json`` and ``metadata.json`` and the new
-``model.weights.h5``. OUT is built as a hidden temporary file beside it, read
-back and checked (the checksum of every copied dataset), then renamed into
-place. It returns a :class:`TransferReport`.
+``model.weights.h5``; a sharded target (``*.weights.json``) gets new shards
+named after OUT as Keras names them, each a copy of the target's with its
+datasets overwritten, and an index naming them. OUT is built as hidden
+temporary files beside it, read back and checked (the checksum of every
+copied dataset), then renamed into place (a sharded OUT's index last). It
+returns a :class:`TransferReport`. A plan with problems (exit 2) or refused on
+coverage (exit 1) raises :class:`TransferError` and writes nothing.
 
 Every HDF5 file is reached through a store (:mod:`archdiff.store`: the
 source's and the target's layouts, the copy being written); the bytes are
@@ -19,18 +23,25 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from archdiff.errors import ArchdiffError, InputError, OutputError, UsageError
-from archdiff.store import Keras3WeightsStore, KerasZipStore, WeightStore, open_store, store_class
+from archdiff.store import Keras3WeightsStore, KerasZipStore, ShardedStore, WeightStore, open_store, store_class
 from archdiff.transfer.plan import TransferOptions, TransferPlan, plan_transfer
 
-#: Version of the JSON report (archdiff/schemas/transfer.schema.json).
-SCHEMA_VERSION = 1
+#: Version of the JSON report (archdiff/schemas/transfer.schema.json). 2: exit 1 means refused on coverage
+#: (nothing written), a new head exits 0; ``adapter``, ``refused``, ``coverage``, ``nesting`` added.
+SCHEMA_VERSION = 2
 
 
 class TransferError(ArchdiffError):
-    """The plan cannot be carried out; ``plan`` holds every reason at once."""
+    """The plan is not carried out; ``plan`` holds every reason at once.
 
-    def __init__(self, message: str, *, plan: "TransferPlan | None" = None, hint: str | None = None):
+    ``exit_code`` is the plan's: 2 when it cannot run (problems), 1 when it is
+    refused on coverage (:attr:`TransferPlan.refusal`).
+    """
+
+    def __init__(self, message: str, *, plan: "TransferPlan | None" = None, hint: str | None = None,
+                 exit_code: int = 2):
         self.plan = plan
+        self.exit_code = exit_code
         super().__init__(message, hint=hint)
 
 
@@ -70,8 +81,11 @@ class TransferReport:
             "output": {"path": self.output, "written": self.written, "dry_run": self.dry_run,
                        "verified": self.verified, "checksum": CHECKSUM},
             "options": plan.options.to_dict(),
-            "ok": not plan.problems,
+            "ok": not plan.problems and not plan.refusal,
             "exit_code": self.return_code,
+            "refused": plan.refusal,
+            "coverage": plan.coverage,
+            "nesting": [n.to_dict() for n in plan.nestings],
             "totals": plan.totals.to_dict(),
             "layers": layers,
             "unused_source_layers": [u.to_dict() for u in plan.unused],
@@ -86,6 +100,7 @@ _OUT_SUFFIXES = {
     "weights.h5": (".weights.h5",),
     "h5": (".h5", ".hdf5"),
     "h5-weights": (".h5", ".hdf5"),
+    "weights.json": (".weights.json",),
 }
 
 
@@ -93,6 +108,8 @@ def _suffix_family(path: str) -> str | None:
     lower = path.lower()
     if lower.endswith(".keras"):
         return "keras"
+    if lower.endswith(".weights.json"):
+        return "weights.json"
     if lower.endswith(".weights.h5"):
         return "weights.h5"
     if lower.endswith((".h5", ".hdf5")):
@@ -104,7 +121,10 @@ def check_output(out: str, plan: TransferPlan) -> None:
     """OUT must not be an input, and must be named so Keras reads it in the target's format."""
     from archdiff.output import refuse_overwriting_inputs
 
-    refuse_overwriting_inputs(out, [plan.source.path, plan.target.path, *plan.source_files])
+    inputs = [plan.source.path, plan.target.path, *plan.source_files]
+    if plan.target.format == "weights.json":
+        inputs += list(ShardedStore.companion_files(plan.target.path))
+    refuse_overwriting_inputs(out, inputs)
     fmt = plan.target.format
     have = _suffix_family(out)
     family = "h5" if fmt in ("h5", "h5-weights") else fmt
@@ -114,6 +134,11 @@ def check_output(out: str, plan: TransferPlan) -> None:
             f"the output '{out}' does not end with {' or '.join(_OUT_SUFFIXES[fmt])}, "
             f"but it is written as the target's format ({plan.target.description})",
             hint="Keras picks the loader by the file name; name OUT like the target")
+    if fmt == "weights.json":
+        from archdiff.store.sharded import shard_names
+
+        for shard in shard_names(out, len(ShardedStore.companion_files(plan.target.path))):
+            refuse_overwriting_inputs(shard, inputs)
 
 
 # -- applying -----------------------------------------------------------------------
@@ -143,7 +168,9 @@ def apply_transfer(plan: TransferPlan, out: str | os.PathLike, *, progress: bool
 
     out = os.fspath(out)
     if plan.problems:
-        raise TransferError(_problem_line(plan), plan=plan, hint=_problem_hint(plan))
+        raise TransferError(problem_line(plan), plan=plan, hint=_problem_hint(plan))
+    if plan.refusal:
+        raise TransferError(f"refused, nothing was written: {plan.refusal}", plan=plan, exit_code=1)
     check_output(out, plan)
     copies = plan.copies
     total = sum(v.nbytes for _, v in copies)
@@ -156,6 +183,8 @@ def apply_transfer(plan: TransferPlan, out: str | os.PathLike, *, progress: bool
     with exit_on_termination(), _open_source(plan) as source:
         if plan.target.format == "keras":
             checksums = _write_keras(plan, out, copies, source, bar)
+        elif plan.target.format == "weights.json":
+            checksums = _write_sharded(plan, out, copies, source, bar)
         else:
             checksums = _write_weights_file(plan, out, copies, source, bar)
     return TransferReport(plan, out, written=True, verified=True, checksums=checksums)
@@ -175,19 +204,27 @@ def transfer(source, target, out, options: TransferOptions | None = None, *,
     return apply_transfer(plan_transfer(source, target, options), out, progress=progress)
 
 
-def _problem_line(plan: TransferPlan) -> str:
+def problem_line(plan: TransferPlan, *, dry_run: bool = False) -> str:
+    """The one line that says why the plan cannot run (``dry_run``: in the conditional)."""
     n = len(plan.problems)
     mismatched = plan.totals.mismatched_layers
-    head = (f"{mismatched} matched layer{'s' if mismatched != 1 else ''} do{'es' if mismatched == 1 else ''} "
-            "not fit the target" if mismatched else f"{n} problem{'s' if n != 1 else ''}")
-    return f"{head}, nothing was written: " + " | ".join(plan.problems)
+    verb = ("would not fit" if dry_run else "do not fit") if mismatched != 1 else (
+        "would not fit" if dry_run else "does not fit")
+    head = (f"{mismatched} matched layer{'s' if mismatched != 1 else ''} {verb} the target" if mismatched
+            else f"{n} problem{'s' if n != 1 else ''}")
+    return f"{head}, nothing {'would be' if dry_run else 'was'} written: " + " | ".join(plan.problems)
 
 
 def _problem_hint(plan: TransferPlan) -> str:
     if plan.totals.mismatched_layers:
-        return ("pass --skip-mismatch to leave those layers as they are, --allow-cast for dtype changes, "
-                "or --map to pair layers differently")
+        return ("pass --skip-mismatch to leave those layers as they are, --adapt for shapes that can be adapted, "
+                "--allow-cast for dtype changes, or --map to pair layers differently")
     return "check the layer names with `archdiff layers`, then pair them with --map OLD=NEW"
+
+
+def problem_hint(plan: TransferPlan) -> str:
+    """What to do about the plan's problems."""
+    return _problem_hint(plan)
 
 
 def _copy_all(written: WeightStore, copies, source: WeightStore, where: str, bar) -> dict[str, str]:
@@ -201,9 +238,25 @@ def _copy_all(written: WeightStore, copies, source: WeightStore, where: str, bar
             if src.shape != tuple(var.source_shape) or dst.shape != tuple(var.shape):
                 raise InputError(f"'{var.source_location}' or '{var.target_location}' changed shape since planning",
                                  path=where, hint="run the transfer again")
-            pending[f"{layer.target}/{var.target}"] = copy_dataset(src, dst, dtype=dst.dtype, progress=progress.advance,
-                                                                   checksums=checksums)
-        return {key: future.result() for key, future in pending.items()}
+            key = f"{layer.target}/{var.target}"
+            if var.adaptation is not None:
+                pending[key] = _write_adapted(src, dst, var, progress.advance, checksums)
+            else:
+                pending[key] = copy_dataset(src, dst, dtype=dst.dtype, progress=progress.advance,
+                                            checksums=checksums)
+        return {k: future.result() for k, future in pending.items()}
+
+
+def _write_adapted(src, dst, var, advance, checksums):
+    """An adapted variable: the source's whole tensor read, adapted (archdiff.transfer.adapt), written once."""
+    from archdiff.transfer.adapt import adapt_array
+
+    value = adapt_array(var.adaptation, src.read(), var.shape, dst.dtype)
+    dst.write(value)
+    hasher = checksums.start()
+    checksums.update(hasher, value)
+    advance(value.nbytes)
+    return checksums.finish(hasher)
 
 
 def _verify(written: WeightStore, copies, checksums: Mapping[str, str], where: str, bar) -> None:
@@ -267,4 +320,48 @@ def _write_keras(plan, out, copies, source, bar) -> dict[str, str]:
         with KerasZipStore(tmp, where=out, **_CHECKED_BY_THE_PLAN) as written:
             _verify(written, copies, checksums, out, bar)
         default_file_mode(tmp)
+    return checksums
+
+
+def _write_sharded(plan, out, copies, source, bar) -> dict[str, str]:
+    """A sharded OUT: each target shard copied (holes where it is overwritten), written, verified, renamed.
+
+    The shards keep the target's order and contents apart from the copied
+    variables, under the names Keras gives OUT's shards; the index, naming
+    them, is renamed into place last, so an interrupted run leaves no OUT.
+    """
+    from contextlib import ExitStack
+
+    from archdiff.output import atomic_path
+    from archdiff.store.sharded import rewrite_index, shard_names
+    from archdiff.transfer.write import copy_file_except, default_file_mode, fsync_path
+
+    target = plan.target.path
+    old = ShardedStore.companion_files(target)
+    new = shard_names(out, len(old))
+    with ShardedStore(target, shards=old, **_CHECKED_BY_THE_PLAN) as original:
+        holes: list[list[tuple[int, int]]] = [[] for _ in old]
+        for _, var in copies:
+            found = original.dataset(var.target_location).raw_range()
+            if found is not None:
+                holes[original.shard_of(var.target_location)].append(found)
+    with ExitStack() as stack:
+        # Entered first, renamed last: the index appears only once every shard is in place.
+        index_tmp = stack.enter_context(atomic_path(out))
+        tmps = [stack.enter_context(atomic_path(path)) for path in new]
+        for src_shard, tmp, gaps in zip(old, tmps, holes):
+            copy_file_except(src_shard, tmp, gaps)
+        with ShardedStore(target, shards=tmps, mode="r+", where=out, **_CHECKED_BY_THE_PLAN) as written:
+            checksums = _copy_all(written, copies, source, out, bar)
+        for tmp in tmps:
+            fsync_path(tmp)
+        with ShardedStore(target, shards=tmps, where=out, **_CHECKED_BY_THE_PLAN) as written:
+            _verify(written, copies, checksums, out, bar)
+        text = rewrite_index(target, {os.path.basename(a): os.path.basename(b) for a, b in zip(old, new)})
+        with open(index_tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        for tmp in (index_tmp, *tmps):
+            default_file_mode(tmp)
     return checksums

@@ -11,14 +11,19 @@ metadata comes from the reader, ``archdiff.read.load``; which layouts can be
 written, and a sharded source's files, from :mod:`archdiff.store`).
 Carrying a plan out is :mod:`archdiff.transfer.apply`.
 
-Exit codes (``TransferPlan.return_code``): 0 every target layer with weights
-gets all of them from the source; 1 some target layers are left as they are
-or skipped (``--skip-mismatch``); 2 an error (mismatches without
-``--skip-mismatch``, lossy casts without ``--allow-cast``, nothing matched).
+Exit codes (``TransferPlan.return_code``): 0 the transfer does what was
+asked (target layers the source lacks, a new head, keep their own weights);
+1 refused on coverage, nothing written: ``--require-all`` or
+``--min-coverage`` not met, or so little in common that the models probably
+do not correspond (under half of the source's layers with weights used *and*
+under half of the target's filled; ``--allow-low-coverage`` writes it
+anyway); 2 an error (mismatches without ``--skip-mismatch`` or an adapter,
+lossy casts without ``--allow-cast``, nothing matched).
 
-Longer than ~600 lines on purpose: the plan's result types, layer pairing and
-variable checks are one vocabulary read together (docs/transfer.md), and
-each piece is small.
+Longer than ~600 lines on purpose: the plan's result types, layer pairing,
+variable checks and the coverage rule that sets the exit code are one
+vocabulary read together (docs/transfer.md), and each piece is small; the
+shape adapters, which are not, live in :mod:`archdiff.transfer.adapt`.
 """
 from __future__ import annotations
 
@@ -30,6 +35,8 @@ from dataclasses import dataclass, field
 from archdiff.errors import InputError, UsageError
 from archdiff.model import Architecture, Layer, WeightSpec
 from archdiff.store import store_class
+from archdiff.transfer.adapt import (CONV_CLASSES, Adaptation, adapt_array, parse_adapters,  # noqa: F401
+                                     plan_adaptation)
 from archdiff.transfer.rules import MapRule, auto_rules
 
 _SUFFIX = re.compile(r":\d+$")
@@ -45,14 +52,30 @@ class TransferOptions:
     """How to pair layers and what to tolerate; passed explicitly, never global."""
 
     maps: tuple[MapRule, ...] = ()
-    #: "name" (exact paths after the rules) or "auto" (also the diff's detected renames).
+    #: "name" (exact paths after the rules) or "auto" (also the diff's detected renames and nestings).
     match: str = "name"
     skip_mismatch: bool = False
     allow_cast: bool = False
+    #: Shape adapters allowed (:data:`archdiff.transfer.adapt.ADAPTERS`); none: shapes must be equal.
+    adapt: tuple[str, ...] = ()
+    #: Refuse (exit 1) unless every target layer with weights gets them from the source.
+    require_all: bool = False
+    #: Refuse (exit 1) unless at least this fraction of the target's layers with weights get them.
+    min_coverage: float | None = None
+    #: Write even when the models look unrelated (see :attr:`TransferPlan.refusal`).
+    allow_low_coverage: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "adapt", parse_adapters(self.adapt))
+        if self.min_coverage is not None and not 0.0 <= float(self.min_coverage) <= 1.0:
+            raise UsageError(f"--min-coverage {self.min_coverage} is not a fraction between 0 and 1",
+                             hint="for example --min-coverage 0.9 (90% of the target's layers with weights)")
 
     def to_dict(self) -> dict:
         return {"match": self.match, "maps": [{"rule": r.text, "origin": r.origin} for r in self.maps],
-                "skip_mismatch": self.skip_mismatch, "allow_cast": self.allow_cast}
+                "skip_mismatch": self.skip_mismatch, "allow_cast": self.allow_cast, "adapt": list(self.adapt),
+                "require_all": self.require_all, "min_coverage": self.min_coverage,
+                "allow_low_coverage": self.allow_low_coverage}
 
 
 # -- the plan --------------------------------------------------------------------
@@ -70,12 +93,17 @@ class FileInfo:
                 "description": self.description}
 
 
-#: Variable actions: copy (same dtype), cast (dtype converted), skip (matched layer not copied), keep (no source).
-VAR_ACTIONS = ("copy", "cast", "skip", "keep")
+#: Variable actions: copy (same dtype), cast (dtype converted), adapt (shape adapted, ``--adapt``),
+#: skip (matched layer not copied), keep (no source).
+VAR_ACTIONS = ("copy", "cast", "adapt", "skip", "keep")
 
 
-#: Layer statuses: copied, skipped (--skip-mismatch), kept (no source layer), mismatch (an error).
-LAYER_STATUSES = ("copied", "skipped", "kept", "mismatch")
+#: Layer statuses: copied, adapted (copied, some variables through an adapter), skipped (--skip-mismatch),
+#: kept (no source layer), mismatch (an error).
+LAYER_STATUSES = ("copied", "adapted", "skipped", "kept", "mismatch")
+
+#: Layer statuses whose layer gets the source's weights.
+FILLED = ("copied", "adapted")
 
 
 @dataclass(frozen=True)
@@ -94,6 +122,8 @@ class VariableTransfer:
     #: "name" or "position": how it was paired with the source variable.
     paired_by: str | None = None
     reason: str | None = None
+    #: The shape adapter (``action == "adapt"``) and what it does.
+    adaptation: Adaptation | None = field(default=None, compare=False)
 
     @property
     def params(self) -> int:
@@ -108,12 +138,16 @@ class VariableTransfer:
 
     @property
     def copies(self) -> bool:
-        return self.action in ("copy", "cast")
+        return self.action in ("copy", "cast", "adapt")
+
+    @property
+    def adapter(self) -> str | None:
+        return self.adaptation.adapter if self.adaptation is not None else None
 
     def to_dict(self) -> dict:
         return {
             "target": self.target, "source": self.source, "paired_by": self.paired_by,
-            "action": self.action, "reason": self.reason,
+            "action": self.action, "adapter": self.adapter, "reason": self.reason,
             "shape": list(self.shape), "dtype": self.dtype,
             "source_shape": None if self.source_shape is None else list(self.source_shape),
             "source_dtype": self.source_dtype, "params": self.params, "bytes": self.nbytes,
@@ -169,8 +203,12 @@ class UnusedLayer:
 
 @dataclass(frozen=True)
 class Totals:
+    """Counts of the plan. ``copied_*`` counts every layer and variable that gets the source's values
+    (adapted ones included: ``adapted_*`` and ``cast_params`` are parts of it)."""
+
     target_layers: int
     copied_layers: int
+    adapted_layers: int
     skipped_layers: int
     kept_layers: int
     mismatched_layers: int
@@ -179,8 +217,10 @@ class Totals:
     copied_params: int
     copied_bytes: int
     cast_params: int
+    adapted_params: int
     skipped_params: int
     kept_params: int
+    source_layers: int
     unused_source_layers: int
     unused_source_params: int
 
@@ -202,11 +242,25 @@ class TransferPlan:
     notes: tuple[str, ...] = ()
     #: Shard files of a sharded source, resolved when planning.
     source_files: tuple[str, ...] = field(default=(), compare=False)
+    #: Why the transfer is refused on coverage (exit 1, nothing written), or None (see :func:`coverage_refusal`).
+    refusal: str | None = None
+    #: Nestings the matcher found between the files (``--match auto`` pairs through them).
+    nestings: tuple = field(default=(), compare=False)
 
     @property
     def copies(self) -> list[tuple[LayerTransfer, VariableTransfer]]:
-        return [(layer, var) for layer in self.layers if layer.status == "copied"
+        return [(layer, var) for layer in self.layers if layer.status in FILLED
                 for var in layer.variables if var.copies]
+
+    @property
+    def coverage(self) -> dict:
+        """How much of each side the transfer uses: layers with weights, and the fractions."""
+        t = self.totals
+        used = len({layer.source for layer in self.layers if layer.status in FILLED})
+        return {"source_layers": t.source_layers, "source_layers_used": used,
+                "source_fraction": round(used / t.source_layers, 4) if t.source_layers else 0.0,
+                "target_layers": t.target_layers, "target_layers_filled": t.copied_layers,
+                "target_fraction": round(t.copied_layers / t.target_layers, 4) if t.target_layers else 0.0}
 
     @property
     def totals(self) -> Totals:
@@ -218,24 +272,27 @@ class TransferPlan:
 
         return Totals(
             target_layers=len(self.layers),
-            copied_layers=count("copied"), skipped_layers=count("skipped"), kept_layers=count("kept"),
+            copied_layers=count("copied") + count("adapted"), adapted_layers=count("adapted"),
+            skipped_layers=count("skipped"), kept_layers=count("kept"),
             mismatched_layers=count("mismatch"),
             target_params=sum(layer.params for layer in self.layers),
             target_bytes=sum(layer.nbytes for layer in self.layers),
             copied_params=sum(v.params for _, v in self.copies),
             copied_bytes=sum(v.nbytes for _, v in self.copies),
             cast_params=sum(v.params for _, v in self.copies if v.action == "cast"),
+            adapted_params=sum(v.params for _, v in self.copies if v.action == "adapt"),
             skipped_params=params("skipped"), kept_params=params("kept"),
+            source_layers=len({layer.source for layer in self.layers if layer.source} | {u.path for u in self.unused}),
             unused_source_layers=len(self.unused),
             unused_source_params=sum(u.params for u in self.unused),
         )
 
     @property
     def return_code(self) -> int:
-        """0 every target layer got its weights; 1 some were kept or skipped; 2 the plan cannot run."""
+        """0 the transfer does what was asked; 1 refused on coverage (nothing written); 2 it cannot run."""
         if self.problems:
             return 2
-        if any(layer.status != "copied" for layer in self.layers):
+        if self.refusal:
             return 1
         return 0
 
@@ -425,7 +482,7 @@ def _pair_variables(src: tuple[WeightSpec, ...], tgt: tuple[WeightSpec, ...]):
     snames = [w.name for w in src]
     tnames = [w.name for w in tgt]
     if all(_is_named(n) for n in snames + tnames):
-        for names_of in (lambda n: n, lambda n: n.rsplit("/", 1)[-1]):
+        for names_of in (lambda n: n, lambda n: n.rsplit("/", 1)[-1], _keras3_name):
             s_keys = [names_of(n) for n in snames]
             t_keys = [names_of(n) for n in tnames]
             if len(set(s_keys)) == len(s_keys) and len(set(t_keys)) == len(t_keys) and set(s_keys) == set(t_keys):
@@ -438,6 +495,15 @@ def _pair_variables(src: tuple[WeightSpec, ...], tgt: tuple[WeightSpec, ...]):
     if len(src) != len(tgt):
         return None, None, f"the source layer has {len(src)} variables, the target layer {len(tgt)}"
     return list(zip(src, tgt)), "position", None
+
+
+#: Variables Keras 3 names differently from Keras 2: DepthwiseConv1D/2D's ``depthwise_kernel`` is its ``kernel``.
+_KERAS3_NAMES = {"depthwise_kernel": "kernel"}
+
+
+def _keras3_name(name: str) -> str:
+    leaf = name.rsplit("/", 1)[-1]
+    return _KERAS3_NAMES.get(leaf, leaf)
 
 
 def _itemsize(dtype: str) -> int:
@@ -470,7 +536,8 @@ def _cast_kind(src: str, tgt: str) -> str:
     return "safe" if np.can_cast(np.dtype(src), np.dtype(tgt), "safe") else "lossy"
 
 
-def _plan_layer(t: _Unit, claim: _Claim, options: TransferOptions) -> tuple[LayerTransfer, list[str]]:
+def _plan_layer(t: _Unit, claim: _Claim, options: TransferOptions,
+                first_conv: bool = False) -> tuple[LayerTransfer, list[str]]:
     s = claim.unit
     pairs, paired_by, reason = _pair_variables(s.weights, t.weights)
     problems: list[str] = []
@@ -481,21 +548,32 @@ def _plan_layer(t: _Unit, claim: _Claim, options: TransferOptions) -> tuple[Laye
         for w in t.weights:
             variables.append(VariableTransfer(w.name, w.shape, w.dtype, "skip", w.location, reason=reason))
     else:
-        for sw, tw in pairs:
+        for position, (sw, tw) in enumerate(pairs):
             why = None
             action = "copy"
+            adaptation = None
+            # Shapes are compared exactly: a (4, 8) kernel into an (8, 4) one is a mismatch, never a reshape.
             if tuple(sw.shape) != tuple(tw.shape):
                 why = f"shape {_shape(sw.shape)} in the source, {_shape(tw.shape)} in the target"
-            else:
+                if options.adapt:
+                    label = tw.name if _is_named(tw.name) or not _is_named(sw.name) else sw.name
+                    adaptation, refused = plan_adaptation(options.adapt, sw.shape, tw.shape, name=label,
+                                                          first_conv=first_conv and position == 0)
+                    if adaptation is None:
+                        why += f" (--adapt {refused})"
+                    else:
+                        why = None
+                        action = "adapt"
+            if why is None:
                 kind = _cast_kind(sw.dtype, tw.dtype)
                 if kind == "invalid":
                     why = (f"dtype {sw.dtype} in the source, {tw.dtype} in the target: weights are numbers, "
                            "and one of these is not a numeric dtype")
-                elif kind == "safe":
+                elif kind == "safe" and action == "copy":
                     action = "cast"
                 elif kind == "lossy":
                     if options.allow_cast:
-                        action = "cast"
+                        action = "cast" if action == "copy" else action
                     else:
                         why = (f"dtype {sw.dtype} in the source, {tw.dtype} in the target: casting loses "
                                "precision (--allow-cast allows it)")
@@ -503,15 +581,22 @@ def _plan_layer(t: _Unit, claim: _Claim, options: TransferOptions) -> tuple[Laye
                 per_var[tw.name] = why
                 label = tw.name if _is_named(tw.name) or not _is_named(sw.name) else sw.name
                 problems.append(f"{label}: {why}")
+            cast = None
+            if action in ("cast", "adapt") and sw.dtype != tw.dtype:
+                cast = f"{sw.dtype} -> {tw.dtype}" + ("" if _cast_kind(sw.dtype, tw.dtype) == "safe" else
+                                                      ", lossy (--allow-cast)")
+            text = cast
+            if adaptation is not None:
+                text = f"{adaptation.adapter}: {adaptation.description}" + (f"; {cast}" if cast else "")
             variables.append(VariableTransfer(
                 tw.name, tw.shape, tw.dtype, action, tw.location, source=sw.name, source_shape=sw.shape,
-                source_dtype=sw.dtype, source_location=sw.location, paired_by=paired_by,
-                reason=(f"{sw.dtype} -> {tw.dtype}" + ("" if _cast_kind(sw.dtype, tw.dtype) == "safe" else
-                                                         ", lossy (--allow-cast)")) if action == "cast" else None))
+                source_dtype=sw.dtype, source_location=sw.location, paired_by=paired_by, reason=text,
+                adaptation=adaptation))
     common = dict(class_name=t.class_name or s.class_name, source=s.path, matched_by=claim.how,
                   rule=claim.rule.text if claim.rule else None)
     if not problems:
-        return LayerTransfer(t.path, "copied", tuple(variables), **common), []
+        status = "adapted" if any(v.action == "adapt" for v in variables) else "copied"
+        return LayerTransfer(t.path, status, tuple(variables), **common), []
     summary = "; ".join(problems)
     status = "skipped" if options.skip_mismatch else "mismatch"
     marked = []
@@ -573,9 +658,10 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
 
     rules = tuple(options.maps)
     if options.match == "auto":
-        rules = rules + auto_rules(src_arch, tgt_arch)
+        rules = rules + auto_rules(src_arch, tgt_arch, rules)
     src_units, tgt_units = _units(src_arch), _units(tgt_arch)
     pairs, lost, dest_of, unmatched_regex = _match(src_units, tgt_units, rules)
+    first_conv = _first_convolution(tgt_units) if "input-channels" in options.adapt else None
 
     layers: list[LayerTransfer] = []
     problems: list[str] = []
@@ -591,7 +677,7 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
                               for w in t.weights)
             layers.append(LayerTransfer(t.path, "kept", variables, class_name=t.class_name, reason=reason))
             continue
-        layer, found = _plan_layer(t, claim, options)
+        layer, found = _plan_layer(t, claim, options, first_conv=t.path == first_conv)
         layers.append(layer)
         problems.extend(found)
 
@@ -609,11 +695,22 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
         unused.append(UnusedLayer(u.path, u.params, u.nbytes, reason, u.class_name))
 
     notes = []
+    nestings = _nestings(src_arch, tgt_arch, options, layers)
+    nested_hint = "; ".join(f"{n.describe('the source', 'the target')}: --match auto pairs its layers (or --map "
+                            f"'{n.rule}')" for n in nestings)
     if not any(layer.source for layer in layers):
         hint = ("; the source names no layers (a file written by tf-keras or Keras 2.13-2.15 keys them by class)"
                 if _unnamed(src_arch) else "") + ("; the target names no layers" if _unnamed(tgt_arch) else "")
         problems.append("no target layer matched a source layer by name" + hint
-                        + " (--map OLD=NEW or --match auto pair renamed layers)")
+                        + (f"; {nested_hint}" if nested_hint and options.match == "name" else
+                           " (--map OLD=NEW or --match auto pair renamed layers)"))
+    elif nested_hint and options.match == "name":
+        notes.append(nested_hint)
+    if options.match == "auto":
+        for n in nestings:
+            notes.append(f"--match auto: {n.describe('the source', 'the target')} "
+                         f"({'; '.join(n.explain('the source', 'the target'))}); "
+                         f"its layers were paired through the rule '{n.rule}'")
     auto = [layer.target for layer in layers if layer.matched_by == "auto-name"]
     if auto:
         notes.append(f"{len(auto)} layer{'s were' if len(auto) != 1 else ' was'} paired by names Keras made up "
@@ -627,8 +724,68 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
     if _unnamed(src_arch):
         notes.append("the source file holds no layer names (written by tf-keras or Keras 2.13-2.15): its layers "
                      "are known by Keras' auto names (dense_1 ...), which rarely match")
-    return TransferPlan(src_info, tgt_info, options, tuple(layers), tuple(unused), tuple(problems), tuple(notes),
-                        source_files=store_class(src_arch.source.format).companion_files(src_arch.source.path))
+    plan = TransferPlan(src_info, tgt_info, options, tuple(layers), tuple(unused), tuple(problems), tuple(notes),
+                        source_files=store_class(src_arch.source.format).companion_files(src_arch.source.path),
+                        nestings=tuple(nestings))
+    if not problems:
+        refusal = coverage_refusal(plan)
+        if refusal:
+            from dataclasses import replace
+
+            plan = replace(plan, refusal=refusal)
+    return plan
+
+
+#: Below this fraction on *both* sides the models probably do not correspond (see :func:`coverage_refusal`).
+LOW_COVERAGE = 0.5
+
+
+def coverage_refusal(plan: TransferPlan) -> str | None:
+    """Why the plan is refused on coverage (exit 1, nothing written), or None.
+
+    ``--require-all``: every target layer with weights must get the source's;
+    ``--min-coverage F``: at least F of them must. Otherwise, when under half of
+    the source's layers with weights are used *and* under half of the target's
+    get weights, the two models probably do not correspond (a DenseNet into a
+    ResNet shares a handful of names such as ``conv1/conv``): refused unless
+    ``--allow-low-coverage``.
+    """
+    options, c = plan.options, plan.coverage
+    left = [layer.target for layer in plan.layers if layer.status not in FILLED]
+    listed = ", ".join(left[:5]) + (" ..." if len(left) > 5 else "")
+    if options.require_all and left:
+        return (f"--require-all: {len(left)} of {c['target_layers']} target layers with weights would get no "
+                f"source weights ({listed})")
+    # The exact fractions decide; the report's are rounded.
+    target_fraction = c["target_layers_filled"] / c["target_layers"] if c["target_layers"] else 0.0
+    source_fraction = c["source_layers_used"] / c["source_layers"] if c["source_layers"] else 0.0
+    if options.min_coverage is not None and target_fraction < options.min_coverage - 1e-9:
+        return (f"--min-coverage {options.min_coverage:g}: {c['target_layers_filled']} of {c['target_layers']} "
+                f"target layers with weights ({c['target_fraction']:.0%}) would get source weights")
+    if not options.allow_low_coverage and source_fraction < LOW_COVERAGE and target_fraction < LOW_COVERAGE:
+        return (f"only {c['source_layers_used']} of {c['source_layers']} source layers with weights would be used "
+                f"and {c['target_layers_filled']} of {c['target_layers']} target layers would get them: the models "
+                "probably do not correspond (--allow-low-coverage writes it anyway)")
+    return None
+
+
+def _nestings(src: Architecture, tgt: Architecture, options: TransferOptions, layers) -> tuple:
+    """The nestings between the files, when some target layers found no source layer (else nothing to say)."""
+    if not any(layer.status == "kept" for layer in layers) and options.match == "name":
+        return ()
+    from archdiff.diff.matching import find_nestings
+
+    return find_nestings(src, tgt)
+
+
+def _first_convolution(units: list[_Unit]) -> str | None:
+    """The target's first convolution (in layer order): the layer ``--adapt input-channels`` may adapt."""
+    for u in units:
+        if not u.weights or not 3 <= len(u.weights[0].shape) <= 5:
+            continue
+        if u.class_name is None or u.class_name in CONV_CLASSES:
+            return u.path
+    return None
 
 
 def _stored(arch: Architecture) -> bool:

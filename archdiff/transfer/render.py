@@ -3,9 +3,11 @@
 The report is data; this is the only place that formats it for people. Text
 colours the statuses on a terminal only; JSON follows
 ``archdiff/schemas/transfer.schema.json``; Markdown suits a pull request
-(the per-layer table folds away in ``<details>``). Every name, path and
-message goes through :mod:`archdiff.safetext` (text: ``visible``; Markdown:
-its ``md_text`` / ``md_code``, the escaping every Markdown report shares).
+(the per-layer table folds away in ``<details>``). A report of weights that
+were not written (a dry run, a refusal, an error) speaks in the conditional:
+"would copy", never "copied". Every name, path and message goes through
+:mod:`archdiff.safetext` (text: ``visible``; Markdown: its ``md_text`` /
+``md_code``, the escaping every Markdown report shares).
 """
 from __future__ import annotations
 
@@ -18,7 +20,15 @@ from archdiff.transfer.plan import LayerTransfer
 
 FORMATS = ("text", "json", "markdown")
 
-_COLOURS = {"copied": "green", "skipped": "yellow", "kept": "cyan", "mismatch": "red"}
+_COLOURS = {"copied": "green", "adapted": "green", "skipped": "yellow", "kept": "cyan", "mismatch": "red"}
+
+#: A layer's status as a report of weights not written says it.
+_WOULD = {"copied": "would copy", "adapted": "would adapt", "skipped": "would skip", "kept": "would keep",
+          "mismatch": "mismatch"}
+
+
+def _status(report: TransferReport, status: str) -> str:
+    return status if report.written else _WOULD.get(status, status)
 
 
 def render(report: TransferReport, fmt: str = "text", *, colour: bool | None = None) -> str:
@@ -42,7 +52,7 @@ def _variables_text(layer: LayerTransfer) -> str:
     parts = []
     for v in layer.variables:
         text = _var_label(v)
-        if v.action == "cast":
+        if v.action in ("cast", "adapt"):
             text += f" ({v.reason})"
         parts.append(text)
     return ", ".join(parts)
@@ -67,41 +77,70 @@ def _matched_by(layer: LayerTransfer) -> str:
     return layer.matched_by
 
 
-def _output_line(report: TransferReport) -> str:
+def _output_line(report: TransferReport, escape=visible) -> str:
+    out = escape(report.output) if report.output else None
     if report.dry_run:
-        return f"{report.output} (dry run: nothing written)" if report.output else "(dry run: nothing written)"
+        return f"{out} (dry run: nothing written)" if out else "(dry run: nothing written)"
     if report.written:
-        return f"{report.output} (written, every copied variable read back and verified)"
-    return f"{report.output or '-'} (nothing written)"
+        return f"{out} (written, every copied variable read back and verified)"
+    return f"{out or '-'} (nothing written)"
+
+
+def _s(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
 
 
 def _summary_lines(report: TransferReport) -> list[str]:
     t = report.plan.totals
-    lines = [f"copied {count(t.copied_params)} params ({human_bytes(t.copied_bytes)}) into "
-             f"{t.copied_layers} of {t.target_layers} target layers with weights"
-             + (f", {count(t.cast_params)} of them cast" if t.cast_params else "")]
+    done = report.written
+    extra = []
+    if t.cast_params:
+        extra.append(f"{count(t.cast_params)} of them cast")
+    if t.adapted_params:
+        extra.append(f"{count(t.adapted_params)} of them adapted in {_s(t.adapted_layers, 'layer')} (--adapt)")
+    lines = [f"{'copied' if done else 'would copy'} {count(t.copied_params)} params ({human_bytes(t.copied_bytes)}) "
+             f"into {t.copied_layers} of {t.target_layers} target layers with weights"
+             + "".join(f", {e}" for e in extra)]
     if t.skipped_layers:
-        lines.append(f"skipped {t.skipped_layers} matched layer{'s' if t.skipped_layers != 1 else ''} that did not "
-                     f"fit ({count(t.skipped_params)} params keep the target's values)")
+        lines.append(f"{'skipped' if done else 'would skip'} {_s(t.skipped_layers, 'matched layer')} that "
+                     f"{'did' if done else 'do'} not fit ({count(t.skipped_params)} params "
+                     f"{'keep' if done else 'would keep'} the target's values)")
     if t.kept_layers:
-        lines.append(f"kept {t.kept_layers} target layer{'s' if t.kept_layers != 1 else ''} as they were "
+        one = t.kept_layers == 1
+        lines.append(f"{'kept' if done else 'would keep'} {_s(t.kept_layers, 'target layer')} as "
+                     f"{'it' if one else 'they'} {('was' if one else 'were') if done else ('is' if one else 'are')} "
                      f"({count(t.kept_params)} params): no source layer")
     if t.mismatched_layers:
         lines.append(f"{t.mismatched_layers} matched layer{'s do' if t.mismatched_layers != 1 else ' does'} not "
                      "fit (see the problems)")
     if t.unused_source_layers:
-        lines.append(f"{t.unused_source_layers} source layer{'s' if t.unused_source_layers != 1 else ''} unused "
+        lines.append(f"{_s(t.unused_source_layers, 'source layer')} {'unused' if done else 'would be unused'} "
                      f"({count(t.unused_source_params)} params)")
     return lines
 
 
-def _exit_line(report: TransferReport) -> str:
+def _exit_line(report: TransferReport, escape=visible) -> str:
     code = report.return_code
+    plan = report.plan
     if code == 0:
-        return "exit 0: every target layer with weights got them from the source"
+        left = plan.totals.kept_layers + plan.totals.skipped_layers
+        rest = (f" ({_s(left, 'target layer')} {'kept' if report.written else 'would keep'} "
+                f"{'its' if left == 1 else 'their'} own weights)") if left else ""
+        if report.written:
+            return f"exit 0: written as asked{rest}"
+        return f"exit 0: the transfer would run as asked{rest}; dry run, nothing written"
     if code == 1:
-        return "exit 1: some target layers kept their own weights (see 'kept' and 'skipped')"
-    return "exit 2: the transfer cannot run as asked; nothing was written"
+        return f"exit 1: refused, nothing written: {escape(plan.refusal)}"
+    return "exit 2: the transfer cannot run as asked; nothing written"
+
+
+def dry_run_line(report: TransferReport) -> str:
+    """The one line a dry run that could run says on stderr (the CLI adds ``archdiff: ``)."""
+    t = report.plan.totals
+    left = t.kept_layers + t.skipped_layers
+    return (f"dry run, nothing written: the transfer would copy {count(t.copied_params)} params into "
+            f"{t.copied_layers} of {t.target_layers} target layers with weights"
+            + (f" ({left} would keep their own)" if left else ""))
 
 
 # -- text ---------------------------------------------------------------------------------
@@ -115,23 +154,29 @@ def render_text(report: TransferReport, *, colour: bool | None = None) -> str:
         "",
     ]
     rows = []
-    for layer in plan.layers:
-        rows.append([visible(cell) for cell in (layer.target, layer.status, layer.source or "-", _matched_by(layer),
-                                                _variables_text(layer))])
+    statuses = [_status(report, layer.status) for layer in plan.layers]
+    for layer, status in zip(plan.layers, statuses):
+        rows.append([visible(layer.target), status, visible(layer.source or "-"), visible(_matched_by(layer)),
+                     visible(_variables_text(layer))])
     if rows:
         out.append(_table_keep_colour(["target layer", "status", "source layer", "matched by", "variables"], rows,
-                                      plan.layers, on))
+                                      plan.layers, statuses, on))
     else:
         out.append("(the target has no layers with weights)")
     if plan.unused:
         out.append("")
-        out.append(f"unused source layers ({len(plan.unused)}):")
+        out.append(f"unused source layers ({len(plan.unused)}):" if report.written
+                   else f"source layers that would be unused ({len(plan.unused)}):")
         for u in plan.unused:
             out.append(visible(f"  {u.path} ({count(u.params)} params): {u.reason}"))
     if plan.problems:
         out.append("")
         out.append(paint(f"problems ({len(plan.problems)}), nothing written:", "red", on))
         out.extend(visible(f"  {p}") for p in plan.problems)
+    if plan.refusal:
+        out.append("")
+        out.append(paint("refused, nothing written:", "red", on))
+        out.append(visible(f"  {plan.refusal}"))
     if plan.notes:
         out.append("")
         out.extend(visible(f"note: {n}") for n in plan.notes)
@@ -141,13 +186,13 @@ def render_text(report: TransferReport, *, colour: bool | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-def _table_keep_colour(headers, rows, layers, on: bool) -> str:
+def _table_keep_colour(headers, rows, layers, statuses, on: bool) -> str:
     if not on:
         return table(headers, rows)
     # Colour codes would throw the widths off: lay out plain, then paint the status cells.
     plain = rows
     lines = table(headers, plain).split("\n")
-    width = max(len("status"), *(len(layer.status) for layer in layers))
+    width = max(len("status"), *(len(status) for status in statuses))
     start = max(len("target layer"), *(len(r[0]) for r in plain)) + 2
     painted = lines[:2]
     for line, layer in zip(lines[2:], layers):
@@ -169,20 +214,28 @@ def render_markdown(report: TransferReport) -> str:
     plan = report.plan
     t = plan.totals
     icon = {0: "✅", 1: "⚠️", 2: "❌"}[report.return_code]
+    done = report.written
     lines = [
         f"### {icon} archdiff transfer",
         "",
         f"- **source**: {_code(plan.source.path)} ({_md(plan.source.description)})",
         f"- **target**: {_code(plan.target.path)} ({_md(plan.target.description)})",
-        f"- **output**: {_md(_output_line(report))}",
+        f"- **output**: {_md(_output_line(report, escape=str))}",
         "",
         "| | layers | params | bytes |",
         "| --- | ---: | ---: | ---: |",
-        f"| copied | {t.copied_layers} | {count(t.copied_params)} | {human_bytes(t.copied_bytes)} |",
-        f"| skipped (did not fit) | {t.skipped_layers} | {count(t.skipped_params)} | |",
-        f"| kept (no source layer) | {t.kept_layers} | {count(t.kept_params)} | |",
+        f"| {'copied' if done else 'would copy'} | {t.copied_layers} | {count(t.copied_params)} | "
+        f"{human_bytes(t.copied_bytes)} |",
+    ]
+    if t.adapted_layers:
+        lines.append(f"| {'adapted' if done else 'would adapt'} (part of the above, --adapt) | {t.adapted_layers} | "
+                     f"{count(t.adapted_params)} | |")
+    lines += [
+        f"| {'skipped' if done else 'would skip'} (did not fit) | {t.skipped_layers} | {count(t.skipped_params)} | |",
+        f"| {'kept' if done else 'would keep'} (no source layer) | {t.kept_layers} | {count(t.kept_params)} | |",
         f"| target total | {t.target_layers} | {count(t.target_params)} | {human_bytes(t.target_bytes)} |",
-        f"| unused source layers | {t.unused_source_layers} | {count(t.unused_source_params)} | |",
+        f"| {'unused' if done else 'would be unused'} source layers | {t.unused_source_layers} | "
+        f"{count(t.unused_source_params)} | |",
         "",
     ]
     if plan.problems:
@@ -190,18 +243,23 @@ def render_markdown(report: TransferReport) -> str:
         lines.append("")
         lines.extend(f"- {_md(p)}" for p in plan.problems)
         lines.append("")
+    if plan.refusal:
+        lines.append(f"**Refused, nothing written:** {_md(plan.refusal)}")
+        lines.append("")
     lines.append(f"<details><summary>Target layers ({len(plan.layers)})</summary>")
     lines.append("")
     lines.append("| target layer | status | source layer | matched by | variables |")
     lines.append("| --- | --- | --- | --- | --- |")
     for layer in plan.layers:
-        lines.append(f"| {_code(layer.target)} | {layer.status} | {_code(layer.source) if layer.source else '—'} | "
+        lines.append(f"| {_code(layer.target)} | {_status(report, layer.status)} | "
+                     f"{_code(layer.source) if layer.source else '—'} | "
                      f"{_md(_matched_by(layer))} | {_md(_variables_text(layer))} |")
     lines.append("")
     lines.append("</details>")
     lines.append("")
     if plan.unused:
-        lines.append(f"**Unused source layers ({len(plan.unused)})**")
+        lines.append(f"**{'Unused source layers' if done else 'Source layers that would be unused'} "
+                     f"({len(plan.unused)})**")
         lines.append("")
         lines.append("| source layer | params | reason |")
         lines.append("| --- | ---: | --- |")
@@ -212,5 +270,5 @@ def render_markdown(report: TransferReport) -> str:
         lines.append(f"> {_md(n)}")
     if plan.notes:
         lines.append("")
-    lines.append(f"_{_md(_exit_line(report))}_")
+    lines.append(f"_{_md(_exit_line(report, escape=str))}_")
     return "\n".join(lines) + "\n"

@@ -1,153 +1,59 @@
-"""Rename rules for a transfer: ``--map OLD=NEW``, ``re:PATTERN=REPLACEMENT``, map files, ``--match auto``.
+"""Rename rules for a transfer: the user's (``--map``, map files) and ``--match auto``'s.
 
-A :class:`MapRule` renames a source layer path (and, for a nested model,
-every path under it) before layers are paired by path. Rules come from the
-command line (:func:`parse_map_rule`), from a map file (:func:`load_map_file`:
-YAML/JSON ``{OLD: NEW}`` or text lines ``OLD=NEW``), or from the diff's rename
-detection (:func:`auto_rules`, for ``--match auto``). Pairing itself is in
+The rules themselves (:class:`MapRule`, :func:`parse_map_rule`,
+:func:`load_map_file`) live with the layer matcher in
+:mod:`archdiff.diff.matching.rules`, because ``diff`` takes them too; they are
+re-exported here. This module owns :func:`auto_rules`: what the diff's matcher
+finds (renames with evidence, and nestings: the source's layers under a
+prefix in the target, or the other way round), turned into rules that a
+transfer applies after the user's. Pairing itself is in
 :mod:`archdiff.transfer.plan`.
 """
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass
 
-from archdiff.errors import UsageError
+from archdiff.diff.matching.rules import MapRule, load_map_file, parse_map_rule  # noqa: F401 - re-exported
 from archdiff.model import Architecture
 
+#: ``MapRule.origin`` of the rules ``--match auto`` adds.
+AUTO = "--match auto"
 
-# -- rules -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MapRule:
-    """A rename from source layer paths to target layer paths.
 
-    Exact rules (``OLD=NEW``) rename the layer at path OLD, and everything under
-    it when OLD is a nested model (``base=backbone`` renames ``base/conv1`` to
-    ``backbone/conv1``). Regex rules (``re:PATTERN=REPLACEMENT``) substitute the
-    first match of PATTERN in the path, ``\\1`` for groups, like ``sed s///``.
+def auto_rules(source: Architecture, target: Architecture,
+               rules: tuple[MapRule, ...] = ()) -> tuple[MapRule, ...]:
+    """``--match auto``: the matcher's renames and nestings as rules (origin ``--match auto``).
+
+    ``rules`` are the user's, which the matcher applies first, as the transfer
+    will. Each nesting becomes one prefix rule (``re:^=xception/``); the
+    source layers it must not move (those the matcher paired elsewhere, such as
+    a head of the same name at the top level) are excluded from its pattern, so
+    the rule can be pasted as ``--map`` and does the same. Renames inside a
+    nesting come first, as exact rules.
     """
+    from archdiff.diff.matching import match_layers
 
-    old: str
-    new: str
-    regex: bool = False
-    #: Where the rule came from: ``--map``, ``rules.yaml:3``, ``--match auto``.
-    origin: str = "--map"
-
-    @property
-    def text(self) -> str:
-        return f"{'re:' if self.regex else ''}{self.old}={self.new}"
-
-    @property
-    def kind(self) -> str:
-        if self.origin == "--match auto":
-            return "auto"
-        return "regex" if self.regex else "map"
-
-    def apply(self, path: str) -> str | None:
-        """The renamed path, or None when the rule does not apply to ``path``."""
-        if self.regex:
-            match = re.search(self.old, path)
-            if match is None:
-                return None
-            try:
-                replaced = match.expand(self.new)
-            except (re.error, IndexError) as exc:
-                raise UsageError(f"{self.origin} '{self.text}': the replacement does not fit the pattern ({exc})",
-                                 hint="use \\1, \\2 ... for the pattern's groups") from None
-            return path[:match.start()] + replaced + path[match.end():]
-        if path == self.old:
-            return self.new
-        if path.startswith(self.old + "/"):
-            return self.new + path[len(self.old):]
-        return None
-
-
-def parse_map_rule(text: str, origin: str = "--map") -> MapRule:
-    """``OLD=NEW`` or ``re:PATTERN=REPLACEMENT`` (split at the last ``=``) into a rule."""
-    if text.startswith("re:"):
-        body = text[3:]
-        old, sep, new = body.rpartition("=")
-        if not sep or not old:
-            raise UsageError(f"{origin} '{text}' is not re:PATTERN=REPLACEMENT",
-                             hint="for example --map 're:^old_(.*)$=new_\\1'")
-        try:
-            re.compile(old)
-        except re.error as exc:
-            raise UsageError(f"{origin} '{text}': '{old}' is not a valid regular expression ({exc})") from None
-        return MapRule(old, new, regex=True, origin=origin)
-    old, sep, new = text.partition("=")
-    if not sep or not old or not new:
-        raise UsageError(f"{origin} '{text}' is not OLD=NEW",
-                         hint="give the source layer's path, '=', and the target layer's path: --map fc1=dense_1")
-    return MapRule(old.strip("/"), new.strip("/"), origin=origin)
-
-
-def load_map_file(path: str) -> tuple[MapRule, ...]:
-    """Rules from a file: YAML/JSON (``{OLD: NEW}``, a list of ``OLD=NEW``) or text lines ``OLD=NEW``.
-
-    In text files blank lines and lines starting with ``#`` are ignored.
-    """
-    from archdiff.limits import MAX_CONFIG_BYTES
-
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_CONFIG_BYTES:
-            raise UsageError(f"the map file holds {size} bytes, over the limit of {MAX_CONFIG_BYTES}", path=path)
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise UsageError("no such map file", path=path) from None
-    except OSError as exc:
-        raise UsageError(f"cannot read the map file ({exc.strerror})", path=path) from None
-    base = os.path.basename(path)
-    if path.lower().endswith((".yaml", ".yml", ".json")):
-        from archdiff.read import parse_json_bytes, parse_yaml_text
-
-        if path.lower().endswith(".json"):
-            document = parse_json_bytes(data, where=path)
-        else:
-            document = parse_yaml_text(data, where=path)
-        if isinstance(document, dict) and set(document) == {"map"}:
-            document = document["map"]
-        rules = []
-        if isinstance(document, dict):
-            for i, (old, new) in enumerate(document.items(), 1):
-                if not isinstance(old, str) or not isinstance(new, str):
-                    raise UsageError(f"entry {i} ({old!r}: {new!r}) is not a pair of layer names", path=path)
-                rules.append(parse_map_rule(f"{old}={new}", f"{base} entry {i}"))
-        elif isinstance(document, list):
-            for i, item in enumerate(document, 1):
-                if isinstance(item, str):
-                    rules.append(parse_map_rule(item, f"{base} item {i}"))
-                elif isinstance(item, dict) and set(item) == {"old", "new"} and all(
-                        isinstance(v, str) for v in item.values()):
-                    rules.append(parse_map_rule(f"{item['old']}={item['new']}", f"{base} item {i}"))
-                else:
-                    raise UsageError(f"item {i} is neither 'OLD=NEW' nor {{old: ..., new: ...}}", path=path)
-        else:
-            raise UsageError("a map file holds a mapping {OLD: NEW} or a list of 'OLD=NEW'", path=path)
-        return tuple(rules)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError("the map file is not UTF-8 text", path=path) from None
-    rules = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
+    matching = match_layers(source, target, detect_renames=True, rules=tuple(rules))
+    out: list[MapRule] = []
+    prefix_rules: list[MapRule] = []
+    for n in matching.nestings:
+        moved = {p.a for p in matching.pairs if n.maps(p.a) == p.b}
+        # Source layers inside the nested scope that the matcher did not send through it stay put.
+        stay = [layer.path for layer in source.layers
+                if not layer.is_model and layer.weights and n.maps(layer.path) is not None
+                and layer.path not in moved and layer.path in matching.a_to_b]
+        pattern = "^" + (re.escape(n.a + "/") if n.a else "")
+        if stay:
+            inside = [p[len(n.a) + 1:] if n.a else p for p in stay]
+            pattern += "(?!(?:" + "|".join(re.escape(p) for p in inside) + ")$)"
+        replacement = (n.b + "/").replace("\\", "\\\\") if n.b else ""
+        prefix_rules.append(MapRule(pattern, replacement, regex=True, origin=AUTO))
+    explained = {p.a for p in matching.pairs
+                 if any(n.maps(p.a) == p.b for n in matching.nestings) and p.how != "map" and p.how != "regex"}
+    for p in matching.pairs:
+        if p.a == p.b or p.how in ("map", "regex") or p.a in explained:
             continue
-        rules.append(parse_map_rule(line, f"{base}:{number}"))
-    return tuple(rules)
-
-
-# -- --match auto ------------------------------------------------------------------
-def auto_rules(source: Architecture, target: Architecture) -> tuple[MapRule, ...]:
-    """``--match auto``: the renames the diff's layer matcher detects, as rules (origin ``--match auto``)."""
-    try:
-        from archdiff.diff.matching import match_layers
-    except ImportError:
-        raise UsageError("--match auto needs archdiff's layer matcher (archdiff.matching), which this install lacks",
-                         hint="use --map OLD=NEW for the renames, or update archdiff") from None
-    matching = match_layers(source, target, detect_renames=True)
-    return tuple(MapRule(a, b, origin="--match auto") for a, b in matching.renames().items() if a != b)
+        out.append(MapRule(p.a, p.b, origin=AUTO))
+    # The first rule that applies wins: a layer's own rename before its nested model's.
+    out.sort(key=lambda r: -r.old.count("/"))
+    return tuple(out) + tuple(prefix_rules)

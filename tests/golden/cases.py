@@ -79,6 +79,15 @@ def cases() -> dict[str, list[str]]:
                 "transfer", f"fx/{source}", f"fx/{target}", "-o", dest, "--format", fmt]
         out[f"transfer-dry-{_slug(source)}-to-{_slug(target)}"] = [
             "transfer", f"fx/{source}", f"fx/{target}", "-o", dest, "--dry-run"]
+    # Issue 13: a dry run that cannot run, a refusal on coverage, the freezing recipe.
+    out["transfer-dry-error-resnet-into-functional"] = [
+        "transfer", "fx/keras3/resnet_small.keras", "fx/keras3/functional.keras", "--dry-run"]
+    out["transfer-require-all-demo"] = ["transfer", "fx/demo/source.keras", "fx/demo/target.keras", "-o", "out.keras",
+                                        "--require-all"]
+    for fmt in ("text", "json", "python"):
+        out[f"layers-freeze-{fmt}-keras3_nested_keras"] = ["layers", "fx/keras3/nested.keras", "--freeze-until",
+                                                          "base/conv2", "--format", fmt]
+    out["layers-freeze-text-keras2_resnet_small_h5"] = ["layers", "fx/keras2/resnet_small.h5", "--freeze-until", "29"]
     out["error-missing-file"] = ["layers", "fx/keras3/no-such-model.keras"]
     out["error-unsupported"] = ["summary", "fx/README.md"]
     out["error-bad-format"] = ["diff", "fx/keras3/functional.keras", "fx/README.md"]

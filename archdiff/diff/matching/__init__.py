@@ -7,13 +7,18 @@ dispatcher :func:`match_layers`, which walks the scopes and decides which
 step runs where; each step lives in a module of its own:
 
 * :mod:`~archdiff.diff.matching.state`: each model's indexes and the pairs made so far;
+* :mod:`~archdiff.diff.matching.rules`: the user's rename rules (``--map``), applied first;
+* :mod:`~archdiff.diff.matching.nesting`: a model's layers found under a prefix in the other
+  (flat into nested and back, under another name, several levels deep), paired next;
 * :mod:`~archdiff.diff.matching.names`: steps 1 and 6 (names);
 * :mod:`~archdiff.diff.matching.renames`: steps 2 to 5 (evidence for renames);
 * :mod:`~archdiff.diff.matching.sequences`: the order-preserving sequence alignment
   step 4 uses, one module per algorithm (``seq_myers``, ``seq_greedy``) behind it.
 
-The work is done scope by scope (the top-level model, then each pair of
-matched nested models), in steps that each cost about linear time:
+Rules (``--map``) pair first, then nestings (each pair of nested scopes is
+walked as below, its pairs made ``nesting``). The work is done scope by scope
+(the top-level model, then each pair of matched nested models), on the layers
+still unpaired, in steps that each cost about linear time:
 
 1. **Names.** Layers with the same name are paired, except where both names
    are Keras auto names (``dense_3``): those shift when a layer of the same
@@ -43,12 +48,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from archdiff.diff.matching.names import pair_by_name, pair_left_auto_names
+from archdiff.diff.matching.nesting import Nesting, find_nestings
 from archdiff.diff.matching.renames import ScopeRenames
+from archdiff.diff.matching.rules import MapRule, load_map_file, parse_map_rule
 from archdiff.diff.matching.state import Pairing
 from archdiff.model import Architecture
 
-#: The ways a pair is made, from the strongest evidence to the weakest.
-HOW = ("name", "parent", "signature", "neighbours", "order")
+#: The ways a pair is made: a rule ("map", "regex"), then from the strongest evidence to the weakest.
+HOW = ("name", "map", "regex", "nesting", "parent", "signature", "neighbours", "order")
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,9 @@ class Pair:
 
     a: str
     b: str
-    #: "name" (same path), or how a rename was found: "parent" (same name inside
-    #: a renamed nested model), "signature", "neighbours", "order".
+    #: "name" (same path), a rule ("map", "regex": ``--map``), "nesting" (the same layer
+    #: under another prefix, see :mod:`~archdiff.diff.matching.nesting`), or how a rename was
+    #: found: "parent" (same name inside a renamed nested model), "signature", "neighbours", "order".
     how: str
     #: Human-readable reasons for a rename.
     evidence: tuple[str, ...] = ()
@@ -73,10 +81,16 @@ class Matching:
     only_a: tuple[str, ...]
     only_b: tuple[str, ...]
     notes: tuple[str, ...] = field(default=(), compare=False)
+    #: Scopes of A found as scopes of B under another prefix, outermost first.
+    nestings: tuple[Nesting, ...] = ()
 
     def renames(self) -> dict[str, str]:
         """``a_path -> b_path`` for the pairs not made by name."""
         return {p.a: p.b for p in self.pairs if p.how != "name"}
+
+    def nesting_of(self, a_path: str, b_path: str) -> Nesting | None:
+        """The nesting that takes A's ``a_path`` to B's ``b_path``, if one does."""
+        return next((n for n in self.nestings if n.covers(a_path, b_path)), None)
 
     @cached_property
     def a_to_b(self) -> dict[str, str]:
@@ -92,20 +106,59 @@ class Matching:
 
     def to_dict(self) -> dict:
         return {"pairs": [p.to_dict() for p in self.pairs], "only_a": list(self.only_a),
-                "only_b": list(self.only_b)}
+                "only_b": list(self.only_b), "nestings": [n.to_dict() for n in self.nestings]}
 
 
-def match_layers(a: Architecture, b: Architecture, *, detect_renames: bool = True) -> Matching:
-    """Pair the layers of ``a`` and ``b`` (see the package docstring)."""
+def match_layers(a: Architecture, b: Architecture, *, detect_renames: bool = True,
+                 rules: tuple[MapRule, ...] = ()) -> Matching:
+    """Pair the layers of ``a`` and ``b`` (see the package docstring).
+
+    ``rules``: ``--map`` rules from A's paths to B's, applied first (the first
+    rule that renames a path wins; a rule whose result is not a layer of B
+    pairs nothing). Nestings are looked for with ``detect_renames`` only.
+    """
     pairing = Pairing(a, b, detect_renames)
+    scopes = _apply_rules(pairing, rules)
+    if detect_renames:
+        pairing.nestings = list(find_nestings(a, b, taken_a=pairing.ab, taken_b=pairing.ba))
+        for n in pairing.nestings:
+            if n.a and n.b and n.a not in pairing.ab and n.b not in pairing.ba:
+                pairing.pair(n.a, n.b, "nesting", n.evidence)
+            scopes.append((n.a, n.b))
+    for scope_a, scope_b in scopes:
+        _match_scope(pairing, scope_a, scope_b)
     _match_scope(pairing, "", "")
     return _result(pairing)
 
 
+def _apply_rules(m: Pairing, rules: tuple[MapRule, ...]) -> list[tuple[str, str]]:
+    """Pair by the rules; return the pairs of nested models they made, whose insides are matched next."""
+    if not rules:
+        return []
+    scopes = []
+    for layer in m.A.arch.layers:
+        if layer.path in m.ab:
+            continue
+        for rule in rules:
+            dest = rule.apply(layer.path)
+            if dest is None:
+                continue
+            other = m.B.by_path.get(dest)
+            if other is not None and dest not in m.ba:
+                m.pair(layer.path, dest, "regex" if rule.regex else "map", (f"{rule.origin} '{rule.text}'",))
+                if layer.is_model and other.is_model:
+                    scopes.append((layer.path, dest))
+            break
+    return scopes
+
+
 def _match_scope(m: Pairing, scope_a: str, scope_b: str) -> None:
-    """One pair of scopes: names, then (with rename detection) the evidence steps, then nested scopes."""
-    kids_a = m.A.kids.get(scope_a, [])
-    kids_b = m.B.kids.get(scope_b, [])
+    """One pair of scopes: names, then (with rename detection) the evidence steps, then nested scopes.
+
+    Only layers still unpaired take part: rules and nestings may have paired some already.
+    """
+    kids_a = [k for k in m.A.kids.get(scope_a, []) if k.path not in m.ab]
+    kids_b = [k for k in m.B.kids.get(scope_b, []) if k.path not in m.ba]
     weak = pair_by_name(m, scope_a, scope_b, kids_a, kids_b)
     if m.detect:
         ua = [k.path for k in kids_a if k.path not in m.ab]
@@ -124,7 +177,8 @@ def _result(m: Pairing) -> Matching:
                   for layer in m.A.arch.layers if layer.path in m.ab)
     only_a = tuple(layer.path for layer in m.A.arch.layers if layer.path not in m.ab)
     only_b = tuple(layer.path for layer in m.B.arch.layers if layer.path not in m.ba)
-    return Matching(pairs, only_a, only_b, tuple(m.notes))
+    return Matching(pairs, only_a, only_b, tuple(m.notes), tuple(m.nestings))
 
 
-__all__ = ["HOW", "Matching", "Pair", "match_layers"]
+__all__ = ["HOW", "Matching", "Nesting", "Pair", "MapRule", "find_nestings", "load_map_file", "match_layers",
+           "parse_map_rule"]

@@ -113,6 +113,12 @@ class Pairing:
         self.how: dict[str, str] = {}
         self.evidence: dict[str, tuple[str, ...]] = {}
         self.notes: list[str] = []
+        #: Nestings found (:mod:`~archdiff.diff.matching.nesting`), outermost first.
+        self.nestings: list = []
+
+    def nesting_of(self, scope_a: str, scope_b: str):
+        """The nesting that takes A's scope ``scope_a`` to B's ``scope_b``, or None."""
+        return next((n for n in self.nestings if n.covers(scope_a, scope_b)), None)
 
     def pair(self, x: str, y: str, how: str, evidence: Iterable[str] = ()) -> None:
         self.ab[x] = y
@@ -120,6 +126,11 @@ class Pairing:
         if x == y:
             self.how[x] = "name"
             self.evidence[x] = ()
-        else:
-            self.how[x] = how
-            self.evidence[x] = tuple(evidence)
+            return
+        if how not in ("map", "regex") and self.nestings:
+            # The same name at the place a nesting takes it to is that nesting's pair, whichever step found it.
+            nested = self.nesting_of(x, y)
+            if nested is not None:
+                how, evidence = "nesting", (f"same name: {nested.describe()}",)
+        self.how[x] = how
+        self.evidence[x] = tuple(evidence)

@@ -64,6 +64,9 @@ def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -
         out += ["_" + "; ".join(bits) + "._", ""]
     for note in d.notes:
         out += [f"> **Note:** {md_escape(note)}", ""]
+    for n in d.matching.nestings:
+        out += [f"**Nested:** {md_escape(n.describe())} ({md_escape('; '.join(n.evidence))}); the layers below are "
+                "compared through it.", ""]
     for old, new, why in lookalike_pairs(d):
         out += [f"> **Warning:** {md_code(old)} removed and {md_code(new)} added: {md_escape(why)}", ""]
     if policy is not None:

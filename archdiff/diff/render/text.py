@@ -98,6 +98,8 @@ def render_text(d: ArchDiff, *, colour: bool = False, policy=None, exit_code: in
     lines.append(f"  outputs  {_io_text(d, 'output')}")
     for mc in d.model_changes:
         lines.append(visible(f"  model    {change_text(mc)}"))
+    for n in d.matching.nestings:
+        lines.append(f"  nested   {visible(n.describe())}: {visible('; '.join(n.evidence))}")
     if d.noise_hidden:
         lines.append(f"  noise    {d.noise_hidden} layer config{'s' if d.noise_hidden != 1 else ''} differ only in "
                      "serialization noise (hidden; --strict shows it)")
@@ -137,11 +139,21 @@ def render_text(d: ArchDiff, *, colour: bool = False, policy=None, exit_code: in
                     hidden = len(items) - (MAX_RUN - 3) - 2
                     lines.append(c(f"{sign} ... {hidden} more {kind} layers", col))
                     continue
-                lines.append(c(f"{sign} {e.path} ({e.class_name})" + _where(e, kind), col))
+                lines.append(c(f"{sign} {e.path} ({e.class_name})" + _where(e, kind) + _nests(d, e, kind), col))
             continue
         for m in items:
             lines.extend(_layer_lines(m, c))
     return "\n".join(lines) + "\n"
+
+
+def _nests(d: ArchDiff, e: LayerEntry, kind: str) -> str:
+    """The model a nesting's container holds: its layers are the other side's, compared below."""
+    for n in d.matching.nestings:
+        if kind == "added" and not n.a and n.b == e.path:
+            return "  (holds A's layers: nested)"
+        if kind == "removed" and not n.b and n.a == e.path:
+            return "  (its layers are B's: no longer nested)"
+    return ""
 
 
 def _where(e: LayerEntry, kind: str) -> str:
