@@ -34,7 +34,7 @@ test-light: $(STAMP)
 
 ## ruff (lint, import order, complexity) and mypy, as configured in pyproject.toml; CI runs it.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check archdiff tests bench fixtures scripts
+	$(VENV)/bin/ruff check archdiff tests bench fixtures scripts examples
 	$(VENV)/bin/mypy
 
 ## Speed and memory against the baselines, one run, as ratios -> bench/results.md

@@ -9,10 +9,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from archdiff.errors import ArchdiffError, InputError, MissingDependencyError, TopologyUnknownError  # noqa: E402
-from archdiff.views import to_graph  # noqa: E402
-from archdiff.views import layer_rows, summary  # noqa: E402
 from archdiff.model import Architecture, Layer, WeightSpec  # noqa: E402
 from archdiff.read import load  # noqa: E402
+from archdiff.views import (  # noqa: E402
+    layer_rows,
+    summary,
+    to_graph,  # noqa: E402
+)
 
 
 def model_from_yaml(text_or_path, custom_objects=None, *, safe_mode: bool = True):

@@ -25,6 +25,7 @@ from typing import Iterator
 
 from archdiff.errors import OutputError, UsageError
 
+
 def refuse_overwriting_inputs(target: str, inputs: list[str]) -> None:
     """OUT equal to an input (same file, whatever the spelling) is refused."""
     for src in inputs:

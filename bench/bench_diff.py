@@ -26,8 +26,7 @@ import random
 import time
 from pathlib import Path
 
-from bench.common import (CACHE, PYTHON, archdiff_argv, ensure_application, precompile, row, time_command,
-                          time_python)
+from bench.common import CACHE, PYTHON, archdiff_argv, ensure_application, precompile, row, time_command, time_python
 
 SIZES = (1_000, 10_000, 50_000)
 

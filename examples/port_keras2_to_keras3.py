@@ -9,7 +9,7 @@ extra block, the old model nested inside a new one). The script:
 
 1. plans the transfer by layer name, reading metadata only (no tensor, no
    TensorFlow), and prints the plan in the conditional ("would copy");
-2. stops unless the plan does what was asked (``plan.return_code == 0``: a new
+2. stops unless the plan does what was asked (``plan.exit_code == 0``: a new
    head keeping its own weights is fine; 1 is a refusal on coverage, 2 an
    error), the exit code scripts under ``set -e`` can rely on;
 3. writes the ported model, every copied variable read back and verified;
@@ -51,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         print(render(dry_run(plan, args.out), "text"))
 
         # 2. Only a plan that does what was asked is carried out.
-        if plan.return_code != 0:
-            print(f"not ported (exit {plan.return_code}): {plan.refusal or '; '.join(plan.problems)}",
+        if plan.exit_code != 0:
+            print(f"not ported (exit {plan.exit_code}): {plan.refusal or '; '.join(plan.problems)}",
                   file=sys.stderr)
-            return plan.return_code
+            return plan.exit_code
 
         # 3. Write it; without freezing, straight to OUT.
         ported = args.out if not args.freeze_until else _beside(args.out, ".ported.keras")

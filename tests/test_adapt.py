@@ -38,13 +38,13 @@ def conv_pair(tmp_path, src_in: int, tgt_in: int, *, extra_target: dict | None =
 def test_without_adapt_a_channel_change_is_a_mismatch(tmp_path):
     source, target, _, _ = conv_pair(tmp_path, 3, 1)
     plan = plan_transfer(source, target)
-    assert plan.return_code == 2 and "shape (3, 3, 3, 4) in the source, (3, 3, 1, 4) in the target" in plan.problems[0]
+    assert plan.exit_code == 2 and "shape (3, 3, 3, 4) in the source, (3, 3, 1, 4) in the target" in plan.problems[0]
 
 
 def test_input_channels_into_one_channel_is_the_sum(tmp_path):
     source, target, k, b = conv_pair(tmp_path, 3, 1)
     plan = plan_transfer(source, target, TransferOptions(adapt=("input-channels",)))
-    assert plan.return_code == 0, plan.problems
+    assert plan.exit_code == 0, plan.problems
     layer = next(x for x in plan.layers if x.target == "stem_conv")
     assert layer.status == "adapted"
     kernel = next(v for v in layer.variables if v.target == "kernel")
@@ -89,7 +89,7 @@ def test_input_channels_adapts_the_first_convolution_only_and_refuses_what_timm_
     # 4 -> 2 channels is not RGB into N: refused, with the reason.
     source, target, _, _ = conv_pair(tmp_path, 4, 2)
     plan = plan_transfer(source, target, TransferOptions(adapt=("input-channels",)))
-    assert plan.return_code == 2 and "input channels 4 -> 2" in plan.problems[0]
+    assert plan.exit_code == 2 and "input channels 4 -> 2" in plan.problems[0]
     # A later convolution whose input channels changed is not the input's: left a mismatch.
     k, b, k2, b2 = rng_arrays(3, (3, 3, 3, 4), (4,), (3, 3, 3, 6), (6,))
     source = write_legacy(tmp_path / "s2.h5", {"stem_conv": {"kernel": k, "bias": b},
@@ -98,7 +98,7 @@ def test_input_channels_adapts_the_first_convolution_only_and_refuses_what_timm_
                                                "next_conv": {"kernel": np.zeros((3, 3, 1, 6), "f4"),
                                                              "bias": b2}})
     plan = plan_transfer(source, target, TransferOptions(adapt=("input-channels",)))
-    assert plan.return_code == 2
+    assert plan.exit_code == 2
     assert "next_conv" in plan.problems[0] and "only the first convolution's kernel" in plan.problems[0]
 
 
@@ -118,7 +118,7 @@ def dense_pair(tmp_path, src_units: int, tgt_units: int, *, bn: bool = False):
 
 def test_slice_pad_cuts_a_head_that_shrank(tmp_path):
     source, target, k, b, _ = dense_pair(tmp_path, 10, 3)
-    assert plan_transfer(source, target).return_code == 2
+    assert plan_transfer(source, target).exit_code == 2
     plan = plan_transfer(source, target, TransferOptions(adapt=("slice-pad",)))
     out = tmp_path / "o.h5"
     apply_transfer(plan, out, progress=False)
@@ -169,17 +169,16 @@ def test_a_transposed_shape_is_a_mismatch_even_with_reshape(tmp_path):
     target = write_legacy(tmp_path / "t.h5", {"proj": {"kernel": np.zeros((8, 4), "f4")}})
     # Exact comparison: never a silent reshape.
     plan = plan_transfer(source, target)
-    assert plan.return_code == 2 and "shape (4, 8) in the source, (8, 4) in the target" in plan.problems[0]
+    assert plan.exit_code == 2 and "shape (4, 8) in the source, (8, 4) in the target" in plan.problems[0]
     plan = plan_transfer(source, target, TransferOptions(adapt=("reshape",)))
-    assert plan.return_code == 2 and "would move values across axes" in plan.problems[0]
+    assert plan.exit_code == 2 and "would move values across axes" in plan.problems[0]
     # slice-pad would apply, but only when asked for.
     plan = plan_transfer(source, target, TransferOptions(adapt=("reshape", "slice-pad")))
-    assert plan.return_code == 0 and plan.layers[0].variables[0].adapter == "slice-pad"
+    assert plan.exit_code == 0 and plan.layers[0].variables[0].adapter == "slice-pad"
 
 
 def test_adapted_reports_say_so_in_every_format(tmp_path, cli):
     import jsonschema
-
     from support import ROOT
 
     source, target, _, _, _ = dense_pair(tmp_path, 10, 3)

@@ -12,7 +12,6 @@ import zipfile
 import h5py
 import networkx as nx
 import pytest
-
 from support import FIXTURES, ROOT, expected_for, run_cli
 
 RESNET = FIXTURES / "keras3" / "resnet_small.keras"

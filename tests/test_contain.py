@@ -11,11 +11,11 @@ import threading
 import time
 
 import pytest
+from support import FIXTURES
 
 from archdiff.errors import InputError, UnsupportedFormatError
 from archdiff.read import contain
 from archdiff.read.dispatch import _load_path
-from support import FIXTURES
 
 
 @pytest.fixture(params=["fork", "interpreter"])

@@ -13,8 +13,19 @@ import jsonschema
 import pytest
 from support import FIXTURES, ROOT
 
-from archdiff.diff import (CHANGE_KINDS, EFFECTS, GATE_DEFAULT_FAIL_ON, KINDS, DiffOptions, classify, diff,
-                           gate_files, io_changed, validate_diff, weight_changed)
+from archdiff.diff import (
+    CHANGE_KINDS,
+    EFFECTS,
+    GATE_DEFAULT_FAIL_ON,
+    KINDS,
+    DiffOptions,
+    classify,
+    diff,
+    gate_files,
+    io_changed,
+    validate_diff,
+    weight_changed,
+)
 from archdiff.diff.matching.sequences import align
 from archdiff.read import load
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from support import FIXTURES, ROOT
 from markdown_it import MarkdownIt
+from support import FIXTURES, ROOT
 from test_diff_support import arch, mlp
 
 from archdiff.diff import DiffOptions, diff
-from archdiff.diff.render import md_code, md_escape, merged, render_markdown, render_text
 from archdiff.diff.policy import check, parse_policy
+from archdiff.diff.render import md_code, md_escape, merged, render_markdown, render_text
 from archdiff.read import load
 
 SCHEMA = json.loads((ROOT / "archdiff" / "schemas" / "diff.schema.json").read_text())

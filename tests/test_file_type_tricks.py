@@ -13,7 +13,6 @@ from pathlib import Path
 
 import h5py
 import pytest
-
 from support import FIXTURES
 
 K3 = FIXTURES / "keras3"

@@ -14,6 +14,7 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
+from support import FIXTURES
 from test_diff_support import arch as arch_of
 from test_diff_support import dense, input_layer, layer, model, tensor
 
@@ -21,7 +22,6 @@ from archdiff import load
 from archdiff.errors import TopologyUnknownError, UsageError
 from archdiff.read import from_config_document
 from archdiff.views.freeze import plan_freeze, write_frozen
-from support import FIXTURES
 
 K2, K3 = FIXTURES / "keras2", FIXTURES / "keras3"
 

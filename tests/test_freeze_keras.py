@@ -20,10 +20,10 @@ import subprocess
 import sys
 
 import pytest
+from support import FIXTURES
 
 from archdiff import load
 from archdiff.views.freeze import plan_freeze, write_frozen
-from support import FIXTURES
 
 pytestmark = pytest.mark.tensorflow
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from golden.cases import DATA, cases, run_case, scratch_folder
 
 CASES = cases()

@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import FIXTURES, ROOT
 
 from archdiff.diff import diff
 from archdiff.diff.render.html import _split, diff_data, model_data, render_diff_html, render_model_html
 from archdiff.read import load
-
-from support import FIXTURES, ROOT
 
 # -- Keras 3 JSON builders (no Keras) ------------------------------------------------------
 _DTYPE = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}

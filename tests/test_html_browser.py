@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support import ROOT, run_cli
 from test_html import residual_net, small_cnn, write
 

@@ -13,7 +13,6 @@ import sys
 import threading
 
 import pytest
-
 from support import FIXTURES, ROOT, run_cli
 
 K3 = FIXTURES / "keras3"

@@ -13,9 +13,9 @@ import sys
 import textwrap
 
 import pytest
+from support import run_cli
 
 import archdiff
-from support import run_cli
 
 pytestmark = pytest.mark.tensorflow
 

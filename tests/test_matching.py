@@ -4,13 +4,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import FIXTURES, hang_guard
 from test_diff_support import arch, dense, input_layer, layer, mlp, model
 
 from archdiff.diff.matching import Matching, Pair, match_layers
 from archdiff.model import Architecture, Layer, Source, WeightSpec
 from archdiff.read import from_config_document, load
-
-from support import FIXTURES, hang_guard
 
 
 def cfg(doc: dict, name: str = "m.json") -> Architecture:

@@ -19,7 +19,6 @@ import json
 import re
 
 import pytest
-
 from markdown_it import MarkdownIt
 from test_diff_support import dense, input_layer, layer, model, save
 

@@ -75,7 +75,7 @@ def test_the_light_pair_holds_equal_sizes_in_other_shapes(permuted_files):
 def test_plan_refuses_each_permuted_variable_by_its_shape(permuted_files):
     source, target = (archdiff.load(p) for p in permuted_files)
     refused = plan_transfer(source, target)
-    assert refused.return_code == 2
+    assert refused.exit_code == 2
     assert {layer.target: layer.status for layer in refused.layers} == {"fc": "mismatch", "conv": "mismatch",
                                                                         "side": "copied"}
     assert any("(4, 8)" in p and "(8, 4)" in p for p in refused.problems), refused.problems

@@ -17,7 +17,6 @@ import sys
 import h5py
 import numpy as np
 import pytest
-
 from support import FIXTURES, ROOT
 
 pytestmark = pytest.mark.tensorflow

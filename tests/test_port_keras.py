@@ -24,7 +24,6 @@ import os
 
 import numpy as np
 import pytest
-
 from support import run_cli
 
 pytestmark = pytest.mark.tensorflow

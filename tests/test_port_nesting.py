@@ -192,7 +192,6 @@ def test_diff_cli_takes_map_and_map_file(tmp_path, cli):
 @pytest.mark.parametrize("swap", [False, True])
 def test_nesting_json_follows_the_schema(swap):
     import jsonschema
-
     from support import ROOT
 
     schema = json.loads((ROOT / "archdiff" / "schemas" / "diff.schema.json").read_text())

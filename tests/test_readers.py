@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import FIXTURES, expected_for
 
 import archdiff
-from support import FIXTURES, expected_for
 
 MODEL_SUFFIXES = (".keras", ".h5", ".json", ".yaml")
 

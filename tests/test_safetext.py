@@ -63,7 +63,7 @@ def test_the_spoofing_characters_of_the_issue_are_escaped():
 def test_visible_is_one_line_of_printable_text_that_decodes_back(text):
     out = visible(text)
     assert "\n" not in out and "\r" not in out
-    assert all(not unicodedata.category(c) in HIDDEN_CATEGORIES for c in out)
+    assert all(unicodedata.category(c) not in HIDDEN_CATEGORIES for c in out)
     assert unvisible(out) == text
     assert has_hidden(text) == any(unicodedata.category(c) in HIDDEN_CATEGORIES for c in text) or \
         any(c in "\u115f\u1160\u3164\uffa0\u180e\u034f\u2800" or "\ufe00" <= c <= "\ufe0f" for c in text)

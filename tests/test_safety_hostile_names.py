@@ -17,8 +17,18 @@ import shutil
 import subprocess
 
 import pytest
-from safety_support import (CYRILLIC_I, K3_CLASSES, K3_NAMES, MODEL_NAME, ZW, hostile_h5, hostile_json,
-                            hostile_keras, k2_names, raw_hidden)
+from safety_support import (
+    CYRILLIC_I,
+    K3_CLASSES,
+    K3_NAMES,
+    MODEL_NAME,
+    ZW,
+    hostile_h5,
+    hostile_json,
+    hostile_keras,
+    k2_names,
+    raw_hidden,
+)
 from support import FIXTURES, run_cli
 from test_diff_support import mlp, save
 

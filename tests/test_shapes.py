@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archdiff.names import is_operation_module
 from archdiff.model import Architecture, Call, Layer, Source, TensorRef, WeightSpec
+from archdiff.names import is_operation_module
 from archdiff.shapes import infer, layer_output_shapes, layer_weights, registry, variable_dtype
 
 MODEL_CLASSES = {"Functional", "Model", "Sequential"}

@@ -17,11 +17,19 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from support import FIXTURES
 
 from archdiff.errors import InputError, LimitExceededError, OutputError, UnsafeInputError, UsageError
-from archdiff.store import (Keras3WeightsStore, KerasZipStore, LegacyH5Store, ShardedStore, blocks, open_store,
-                            store_class, store_for_path)
-from support import FIXTURES
+from archdiff.store import (
+    Keras3WeightsStore,
+    KerasZipStore,
+    LegacyH5Store,
+    ShardedStore,
+    blocks,
+    open_store,
+    store_class,
+    store_for_path,
+)
 
 K2 = FIXTURES / "keras2"
 K3 = FIXTURES / "keras3"

@@ -22,12 +22,21 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from archdiff.read import hdf5 as h5
-from archdiff.errors import UsageError
-from archdiff.transfer import (MapRule, TransferError, TransferOptions, apply_transfer, dry_run, load_map_file, parse_map_rule, plan_transfer)
-from archdiff.transfer.render import render
 from support import FIXTURES, ROOT, run_cli
+
+from archdiff.errors import UsageError
+from archdiff.read import hdf5 as h5
+from archdiff.transfer import (
+    MapRule,
+    TransferError,
+    TransferOptions,
+    apply_transfer,
+    dry_run,
+    load_map_file,
+    parse_map_rule,
+    plan_transfer,
+)
+from archdiff.transfer.render import render
 
 K2 = FIXTURES / "keras2"
 K3 = FIXTURES / "keras3"
@@ -164,7 +173,7 @@ def test_every_format_pair_gives_each_layer_its_own_weights(source, target, tmp_
     out = tmp_path / out_name(target)
     before = {p: sha(p) for p in (source, scrambled)}
     report = apply_transfer(plan_transfer(source, scrambled), out, progress=False)
-    assert report.return_code == 0, render(report)
+    assert report.exit_code == 0, render(report)
     assert report.written and report.verified
     assert h5_values(out) == h5_values(target)
     assert {p: sha(p) for p in (source, scrambled)} == before
@@ -248,14 +257,14 @@ def test_without_rules_only_same_names_are_copied(renamed_pair, tmp_path):
     assert status == {"new_fc1": "kept", "new_fc2": "kept", "shared": "copied", "head": "kept"}
     assert {u.path for u in plan.unused} == {"old_fc1", "old_fc2"}
     # 1 of 3 source layers used, 1 of 4 target layers filled: refused as probably unrelated (exit 1) ...
-    assert plan.return_code == 1 and "probably do not correspond" in plan.refusal
+    assert plan.exit_code == 1 and "probably do not correspond" in plan.refusal
     out = tmp_path / "o.weights.h5"
     with pytest.raises(TransferError) as info:
         apply_transfer(plan, out, progress=False)
     assert info.value.exit_code == 1 and not out.exists()
     # ... unless --allow-low-coverage says it is meant.
     plan = plan_transfer(source, target, TransferOptions(allow_low_coverage=True))
-    assert plan.return_code == 0 and plan.refusal is None
+    assert plan.exit_code == 0 and plan.refusal is None
     apply_transfer(plan, out, progress=False)
     np.testing.assert_array_equal(read_layer(out, "shared")[0], a)
 
@@ -318,7 +327,7 @@ def test_prefix_rule_renames_a_nested_model(tmp_path):
     target = scrambled_copy(K3 / "nested.weights.h5", tmp_path)
     # Rename the source's nested model: base -> backbone, then map it back.
     plan = plan_transfer(K2 / "nested.h5", target, TransferOptions(maps=(parse_map_rule("base=base"),)))
-    assert plan.return_code == 0
+    assert plan.exit_code == 0
     assert all(layer.matched_by == "map" for layer in plan.layers if layer.target.startswith("base/"))
     assert MapRule("base", "backbone").apply("base/conv1") == "backbone/conv1"
     assert MapRule("base", "backbone").apply("baseline") is None
@@ -339,7 +348,7 @@ def test_nothing_in_common_is_an_error(tmp_path):
     source = write_k3(tmp_path / "a.weights.h5", {"x": rng_arrays(1, (2, 2))})
     target = write_k3(tmp_path / "b.weights.h5", {"y": rng_arrays(2, (2, 2))})
     plan = plan_transfer(source, target)
-    assert plan.return_code == 2
+    assert plan.exit_code == 2
     assert "no target layer matched" in plan.problems[0]
 
 
@@ -441,7 +450,7 @@ def test_lossy_casts_are_refused_unless_allowed(tmp_path):
     source = write_k3(tmp_path / "s.weights.h5", {"d": [k]})
     target = write_k3(tmp_path / "t.weights.h5", {"d": [np.zeros((4, 4), "float32")]})
     plan = plan_transfer(source, target)
-    assert plan.return_code == 2 and "--allow-cast" in plan.problems[0]
+    assert plan.exit_code == 2 and "--allow-cast" in plan.problems[0]
     plan = plan_transfer(source, target, TransferOptions(allow_cast=True))
     assert plan.layers[0].variables[0].action == "cast"
     out = tmp_path / "o.weights.h5"
@@ -454,7 +463,7 @@ def test_lossless_casts_are_allowed(tmp_path):
     source = write_k3(tmp_path / "s.weights.h5", {"d": [k]})
     target = write_k3(tmp_path / "t.weights.h5", {"d": [np.zeros((4, 4), "float32")]})
     plan = plan_transfer(source, target)
-    assert plan.return_code == 0 and plan.layers[0].variables[0].action == "cast"
+    assert plan.exit_code == 0 and plan.layers[0].variables[0].action == "cast"
     out = tmp_path / "o.weights.h5"
     apply_transfer(plan, out, progress=False)
     got = read_layer(out, "d")[0]
@@ -574,7 +583,7 @@ def test_json_reports_follow_the_schema(schema, mismatched, renamed_pair, tmp_pa
     for report in reports:
         data = json.loads(render(report, "json"))
         jsonschema.validate(data, schema)
-        assert data["exit_code"] == report.return_code
+        assert data["exit_code"] == report.exit_code
 
 
 def TransferReport_from(plan):
@@ -651,7 +660,7 @@ def test_match_auto_pairs_a_renamed_layer_with_the_diffs_matcher(tmp_path, cli):
     source = renamed_keras(K3 / "resnet_small.keras", tmp_path, "conv2_block1_2_conv", "middle_conv")
     target = scrambled_copy(K3 / "resnet_small.keras", tmp_path)
     plan = plan_transfer(source, target)
-    assert {u.path for u in plan.unused} == {"middle_conv"} and plan.return_code == 0
+    assert {u.path for u in plan.unused} == {"middle_conv"} and plan.exit_code == 0
     out = tmp_path / "out.keras"
     code, stdout, stderr = cli("transfer", source, target, "-o", out, "--match", "auto", "--format", "json")
     assert code == 0, stderr
@@ -670,7 +679,7 @@ def test_files_without_layer_names_pair_by_auto_names_and_say_so(tmp_path):
     assert h5_values(tmp_path / "o.weights.h5") == h5_values(K2 / "functional.weights.h5")
     # Into a file with real names nothing matches, and the error says why.
     plan = plan_transfer(K2 / "functional.weights.h5", K3 / "functional.weights.h5")
-    assert plan.return_code == 2 and "source names no layers" in plan.problems[0]
+    assert plan.exit_code == 2 and "source names no layers" in plan.problems[0]
 
 
 @pytest.mark.parametrize("kernel_copy", [True, False], ids=["copy_file_range", "pread-pwrite"])
@@ -739,7 +748,7 @@ def test_non_numeric_datasets_never_receive_weights(tmp_path):
     except ArchdiffError as exc:  # the reader refuses such a file outright
         assert "number" in exc.one_line()
     else:
-        assert plan.return_code == 2 and "not a numeric dtype" in plan.problems[0]
+        assert plan.exit_code == 2 and "not a numeric dtype" in plan.problems[0]
 
 
 def test_a_keras_file_without_weights_is_refused(tmp_path):

@@ -12,10 +12,10 @@ import re
 
 import numpy as np
 import pytest
+from support import FIXTURES, ROOT
 from test_transfer import rng_arrays, write_legacy
 
 from archdiff.transfer import TransferError, TransferOptions, apply_transfer, plan_transfer
-from support import FIXTURES, ROOT
 
 DEMO = FIXTURES / "demo"
 SCHEMA = json.loads((ROOT / "archdiff" / "schemas" / "transfer.schema.json").read_text())
@@ -121,7 +121,7 @@ def test_models_that_probably_do_not_correspond_are_refused(cli, tmp_path):
     plan = plan_transfer(source, target)
     assert plan.coverage == {"source_layers": 10, "source_layers_used": 1, "source_fraction": 0.1,
                              "target_layers": 10, "target_layers_filled": 1, "target_fraction": 0.1}
-    assert plan.return_code == 1 and "probably do not correspond" in plan.refusal
+    assert plan.exit_code == 1 and "probably do not correspond" in plan.refusal
     with pytest.raises(TransferError) as info:
         apply_transfer(plan, out)
     assert info.value.exit_code == 1 and not out.exists()
@@ -139,7 +139,7 @@ def test_a_small_target_taking_part_of_a_big_source_is_not_low_coverage(tmp_path
                                                             "bias": np.zeros(4, "f4")}})
     plan = plan_transfer(source, target)
     assert plan.coverage["source_fraction"] == 0.1 and plan.coverage["target_fraction"] == 1.0
-    assert plan.return_code == 0 and plan.refusal is None
+    assert plan.exit_code == 0 and plan.refusal is None
 
 
 def test_options_and_coverage_are_in_the_json(tmp_path):

@@ -31,4 +31,4 @@ def test_other_different_names_still_do_not_pair(tmp_path):
     source = write_legacy(tmp_path / "s.h5", {"dw": {"pointwise_kernel": k, "bias": b}})
     target = write_legacy(tmp_path / "t.h5", {"dw": {"kernel": np.zeros_like(k), "bias": np.zeros_like(b)}})
     plan = plan_transfer(source, target)
-    assert plan.return_code == 2 and "the variables differ by name" in plan.problems[0]
+    assert plan.exit_code == 2 and "the variables differ by name" in plan.problems[0]

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from support import run_cli
 
 pytestmark = pytest.mark.tensorflow

@@ -20,7 +20,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from support import ROOT
 
 #: 8 tensors of 24 MB each: about 200 MB per file.

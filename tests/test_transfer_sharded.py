@@ -12,11 +12,11 @@ import json
 import h5py
 import numpy as np
 import pytest
+from support import FIXTURES
 from test_transfer import h5_values, scramble_h5, sha
 
 from archdiff.errors import UsageError
 from archdiff.transfer import apply_transfer, plan_transfer
-from support import FIXTURES
 
 SHARDED = FIXTURES / "keras3" / "sharded" / "resnet_small.weights.json"
 SHARDS = sorted(SHARDED.parent.glob("*.weights.h5"))
@@ -40,7 +40,7 @@ def test_a_sharded_target_gets_shards_named_after_out_and_an_index_naming_them(s
     out.parent.mkdir()
     report = apply_transfer(plan_transfer(FIXTURES / "keras2" / "resnet_small.h5", scrambled_target), out,
                             progress=False)
-    assert report.written and report.verified and report.return_code == 0
+    assert report.written and report.verified and report.exit_code == 0
     assert sorted(p.name for p in out.parent.iterdir()) == ["ported.weights.json", "ported_00000.weights.h5",
                                                             "ported_00001.weights.h5", "ported_00002.weights.h5"]
     index = json.loads(out.read_text())
@@ -83,7 +83,7 @@ def test_a_failed_sharded_write_leaves_no_index_and_no_shards(scrambled_target, 
 def test_sharded_into_sharded(scrambled_target, tmp_path):
     out = tmp_path / "again.weights.json"
     report = apply_transfer(plan_transfer(SHARDED, scrambled_target), out, progress=False)
-    assert report.return_code == 0 and report.plan.totals.copied_layers == report.plan.totals.target_layers
+    assert report.exit_code == 0 and report.plan.totals.copied_layers == report.plan.totals.target_layers
     with h5py.File(tmp_path / "again_00001.weights.h5") as f:
         names = []
         f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)

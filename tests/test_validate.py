@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from test_validate_support import fast_options, make_files
 
 pytestmark = pytest.mark.tensorflow
@@ -94,6 +93,7 @@ def test_report_is_json_serializable_and_fits_the_schema(good_report):
     from pathlib import Path
 
     import jsonschema  # a test dependency (the test extra): missing is a failure, not a skip
+
     from archdiff.validate.render import render
 
     schema = json.loads((Path(__file__).resolve().parent.parent / "archdiff" / "schemas"
@@ -203,9 +203,9 @@ def test_freeze_until_name_freezes_the_layers_before_it(files):
 
 
 def test_freeze_until_index_matches_archdiff_layers(files, keras):
-    from archdiff.views import layer_rows
     from archdiff.read import load
     from archdiff.validate import rebuild, resolve_freeze_until
+    from archdiff.views import layer_rows
 
     arch = load(str(files / "target.keras"))
     rows = {r["name"]: r["index"] for r in layer_rows(arch)}
@@ -384,8 +384,9 @@ def test_keras2_source_into_keras3_target_with_archdiff_transfer(tmp_path):
 
 def test_renamed_layers_are_paired_with_the_transfers_map_syntax(keras, files, tmp_path):
     """The target renamed conv2 to features2: by name it is 'not transferred'; with --map it arrived."""
-    from archdiff.validate import validate
     from test_validate_support import TARGET_CLASSES, transfer_by_name
+
+    from archdiff.validate import validate
 
     L = keras.layers
     inputs = keras.Input((16, 16, 3), name="image")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_validate_support import IMAGE, TARGET_CLASSES, make_files
 
 pytestmark = pytest.mark.tensorflow

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import sys
 
+from archdiff.cli.common import dump_json, emit, factory_kwargs
 from archdiff.errors import UsageError
 from archdiff.output import refuse_overwriting_inputs, write_text
 from archdiff.textfmt import use_colour
-from archdiff.cli.common import dump_json, emit, factory_kwargs
+
 # The tables come from archdiff.vocabulary, which the diff stage uses too: building the parser must not
 # import the diff engine, and a help text cannot drift from what the code does.
 from archdiff.vocabulary import DIFF_DEFAULT_FAIL_ON, DIFF_FORMATS, FAIL_ON_CHOICES, GATE_DEFAULT_FAIL_ON, GATE_FORMATS

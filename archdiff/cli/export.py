@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from archdiff.views import DIALECTS, FORMATS, MODEL_FORMATS, document_text, export_text, format_for, model_export
-from archdiff.output import refuse_overwriting_inputs, write_text
 from archdiff.cli.common import add_model_args, emit, load_model
+from archdiff.output import refuse_overwriting_inputs, write_text
+from archdiff.views import DIALECTS, FORMATS, MODEL_FORMATS, document_text, export_text, format_for, model_export
 
 
 def register(sub) -> None:

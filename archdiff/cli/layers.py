@@ -12,8 +12,7 @@ import sys
 from archdiff.cli.common import add_model_args, dump_json, emit, load_model
 from archdiff.safetext import visible
 from archdiff.views import layer_rows, summary
-from archdiff.views.render import (render_layers_csv, render_layers_text, render_summary_markdown,
-                                   render_summary_text)
+from archdiff.views.render import render_layers_csv, render_layers_text, render_summary_markdown, render_summary_text
 
 
 def register(sub) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sys
 
-from archdiff.errors import UsageError
 from archdiff.cli.common import emit
+from archdiff.errors import UsageError
 
 
 def register(sub) -> None:
@@ -102,7 +102,7 @@ def run_transfer(args) -> int:
     if args.dry_run:
         report = dry_run(plan, args.output)
         emit(render(report, args.format))
-        code = report.return_code
+        code = report.exit_code
         if code == 2:
             _say(f"error: dry run: {problem_line(plan, dry_run=True)}; {problem_hint(plan)}.")
         elif code == 1:
@@ -122,4 +122,4 @@ def run_transfer(args) -> int:
             _say(f"error: {exc.one_line()}")
         return exc.exit_code
     emit(render(report, args.format))
-    return report.return_code
+    return report.exit_code

@@ -9,8 +9,8 @@ See docs/validate.md.
 """
 from __future__ import annotations
 
-from archdiff.errors import UsageError
 from archdiff.cli.common import emit
+from archdiff.errors import UsageError
 
 
 def _positive_int(text: str) -> int:

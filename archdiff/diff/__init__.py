@@ -19,17 +19,53 @@ keeps working whichever module inside the package holds them.
 from __future__ import annotations
 
 from archdiff.diff.engine import class_of_name, config_diff, diff, weight_changes
-from archdiff.diff.gate import (GATE_DEFAULT_FAIL_ON, FileResult, GateResult, decide, find_policy, gate_file,
-                                gate_files, iter_gate_files)
+from archdiff.diff.gate import (
+                                GATE_DEFAULT_FAIL_ON,
+                                FileResult,
+                                GateResult,
+                                decide,
+                                find_policy,
+                                gate_file,
+                                gate_files,
+                                iter_gate_files,
+)
 from archdiff.diff.ignore import ignore_matches
-from archdiff.diff.kinds import (CHANGE_KINDS, CLASSIFICATIONS, EFFECTS, FAIL_ON_SPECIAL, IO_SIDES, IO_WHATS, KINDS,
-                                 OPS, class_changed, classify, config_changed, inputs_changed, io_changed,
-                                 model_class_changed, model_renamed, renamed, trainable_changed, validate_change,
-                                 validate_diff, validate_io_change, weight_changed)
+from archdiff.diff.kinds import (
+                                CHANGE_KINDS,
+                                CLASSIFICATIONS,
+                                EFFECTS,
+                                FAIL_ON_SPECIAL,
+                                IO_SIDES,
+                                IO_WHATS,
+                                KINDS,
+                                OPS,
+                                class_changed,
+                                classify,
+                                config_changed,
+                                inputs_changed,
+                                io_changed,
+                                model_class_changed,
+                                model_renamed,
+                                renamed,
+                                trainable_changed,
+                                validate_change,
+                                validate_diff,
+                                validate_io_change,
+                                weight_changed,
+)
 from archdiff.diff.matching import Matching, Pair, match_layers
 from archdiff.diff.options import DiffOptions
-from archdiff.diff.result import (SCHEMA_VERSION, ArchDiff, Change, Edge, IOChange, LayerDiff, LayerEntry, ModelInfo,
-                                  fails)
+from archdiff.diff.result import (
+                                SCHEMA_VERSION,
+                                ArchDiff,
+                                Change,
+                                Edge,
+                                IOChange,
+                                LayerDiff,
+                                LayerEntry,
+                                ModelInfo,
+                                fails,
+)
 
 __all__ = [
     # Names exported before the stage was split into modules (keep them).

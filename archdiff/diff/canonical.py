@@ -30,8 +30,8 @@ import json
 from functools import lru_cache
 from typing import Any, Mapping
 
-from archdiff.names import CLASS_ALIASES, canonical_class, snake_case  # noqa: F401 (re-exported)
 from archdiff.model import MODEL_CLASSES, Architecture, Layer
+from archdiff.names import CLASS_ALIASES, canonical_class, snake_case  # noqa: F401 (re-exported)
 from archdiff.safetext import has_hidden, visible
 
 #: Keys removed at any depth by default: bookkeeping, not architecture.

@@ -16,17 +16,34 @@ from __future__ import annotations
 import gc
 from typing import Any, Iterable
 
-from archdiff.diff.canonical import (align_defaults, class_known, class_of, normal_config, param_totals,
-                                     same_but_name, strict_config)
+from archdiff.diff.canonical import (
+    align_defaults,
+    class_known,
+    class_of,
+    normal_config,
+    param_totals,
+    same_but_name,
+    strict_config,
+)
 from archdiff.diff.ignore import ignore_matches
-from archdiff.diff.kinds import for_output_layer
-from archdiff.diff.kinds import (class_changed, classify, config_changed, inputs_changed, io_changed,
-                                 model_class_changed, model_renamed, renamed, trainable_changed, weight_changed)
+from archdiff.diff.kinds import (
+    class_changed,
+    classify,
+    config_changed,
+    for_output_layer,
+    inputs_changed,
+    io_changed,
+    model_class_changed,
+    model_renamed,
+    renamed,
+    trainable_changed,
+    weight_changed,
+)
 from archdiff.diff.matching import match_layers
 from archdiff.diff.options import DiffOptions
 from archdiff.diff.result import ArchDiff, Change, Edge, IOChange, LayerDiff, LayerEntry, ModelInfo
-from archdiff.names import canonical_class
 from archdiff.model import Architecture, Layer
+from archdiff.names import canonical_class
 
 
 # -- comparing one pair --------------------------------------------------------------

@@ -21,7 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable
 
 from archdiff.diff.result import Change, IOChange
-from archdiff.vocabulary import FAIL_ON_SPECIAL, KINDS  # noqa: F401 (FAIL_ON_SPECIAL re-exported)
+from archdiff.vocabulary import FAIL_ON_SPECIAL as FAIL_ON_SPECIAL  # re-exported
+from archdiff.vocabulary import KINDS as KINDS  # re-exported
 
 if TYPE_CHECKING:
     from archdiff.diff.result import ArchDiff
@@ -88,7 +89,7 @@ def trainable_changed(old: bool, new: bool) -> Change:
     return Change("trainable", "trainable", old, new, "changed", "weights-compatible")
 
 
-def weight_changed(name: str, old: dict | None, new: dict | None) -> Change:
+def weight_changed(name: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> Change:
     """A variable added, removed, or of another shape (breaking) or dtype (compatible)."""
     op = "added" if old is None else "removed" if new is None else "changed"
     breaking = old is None or new is None or old["shape"] != new["shape"]
@@ -168,9 +169,9 @@ def validate_diff(d: ArchDiff) -> None:
         if not change.path.startswith("model."):
             raise ValueError(f"model-level change at '{change.path}' is not under 'model.'")
         effects.append(change.effect)
-    for change in d.io_changes:
-        validate_io_change(change)
-        effects.append(change.effect)
+    for io_change in d.io_changes:
+        validate_io_change(io_change)
+        effects.append(io_change.effect)
     if d.added or d.removed or d.edges_added or d.edges_removed:
         effects.append("topology-changing")
     expected = classify(effects)

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from archdiff.read.assemble import name_positional_weights
 from archdiff.read.dispatch import SUPPORTED, load
-from archdiff.read.documents import (check_document, from_config_document, parse_json_bytes, parse_yaml_text,
-                                     read_json_file, read_yaml_file)
+from archdiff.read.documents import (
+                                     check_document,
+                                     from_config_document,
+                                     parse_json_bytes,
+                                     parse_yaml_text,
+                                     read_json_file,
+                                     read_yaml_file,
+)
 from archdiff.read.keras3_h5 import attach_keras3, read_sharded
 from archdiff.read.keras_zip import read_keras_zip
 from archdiff.read.legacy_h5 import attach_legacy, read_h5

@@ -135,7 +135,7 @@ def _outcome(data: bytes | None, status: str, where: str | None, timeout: float,
 
 
 def _read_all(fd: int, deadline: float) -> tuple[bytes, bool]:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         left = deadline - time.monotonic()
         if left <= 0:

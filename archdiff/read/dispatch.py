@@ -20,9 +20,9 @@ from typing import Any, Mapping
 from archdiff.errors import InputError, UnsupportedFormatError
 from archdiff.model import Architecture
 from archdiff.read.assemble import name_positional_weights
-from archdiff.read.inputs import looks_like_git_spec, resolve
 from archdiff.read.contain import contained
 from archdiff.read.documents import from_config_document, read_json_file, read_yaml_file
+from archdiff.read.inputs import looks_like_git_spec, resolve
 from archdiff.read.keras3_h5 import read_sharded
 from archdiff.read.keras_zip import read_keras_zip
 from archdiff.read.legacy_h5 import read_h5

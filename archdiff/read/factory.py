@@ -17,6 +17,7 @@ from archdiff.errors import InputError
 from archdiff.lazy import INSTALL_HINT, is_framework_module, quiet_frameworks, require_keras  # noqa: F401
 from archdiff.model import Architecture, Source, WeightSpec
 
+
 def load_factory(spec: str, kwargs: dict[str, Any]) -> Architecture:
     module_name, _, attr = spec.partition(":")
     # A factory builds a Keras model: Keras is imported first, quietly (TensorFlow's C++ start-up lines go to

@@ -26,11 +26,17 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from archdiff.errors import InputError, LimitExceededError, UnsafeInputError
+from archdiff.limits import (
+    DATASET_BOMB_FLOOR_BYTES,
+    DATASET_MAX_EXPANSION,
+    MAX_ATTR_BYTES,
+    MAX_OBJECTS,
+    MAX_ZIP_MEMBER_BYTES,
+    ZIP_BOMB_FLOOR_BYTES,
+    ZIP_MAX_EXPANSION,
+)
 from archdiff.names import auto_names, snake_case  # noqa: F401 (Keras 3 group keys; re-exported)
 from archdiff.read.hdf5_heaps import check_global_heaps
-from archdiff.limits import (DATASET_BOMB_FLOOR_BYTES, DATASET_MAX_EXPANSION, MAX_ATTR_BYTES,
-                             MAX_OBJECTS, MAX_ZIP_MEMBER_BYTES, ZIP_BOMB_FLOOR_BYTES,
-                             ZIP_MAX_EXPANSION)
 
 _SUFFIX = re.compile(r":\d+$")
 
@@ -543,5 +549,4 @@ def _fast_dataset_info(f, path: str, name: str, *, where: str) -> VarInfo:
 
 
 # The Keras 3 layout's reader lives in its own module; these names stay importable from here.
-from archdiff.read.hdf5_keras3 import (  # noqa: E402,F401
-    LAYER_CONTAINERS, SaveableNode, has_keras3_layout, natural_key, read_keras3_tree)
+from archdiff.read.hdf5_keras3 import LAYER_CONTAINERS, SaveableNode, has_keras3_layout, natural_key, read_keras3_tree  # noqa: E402,F401

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from archdiff.errors import InputError, LimitExceededError
 from archdiff.limits import MAX_ATTR_BYTES, MAX_GROUP_DEPTH
-from archdiff.read.hdf5 import (VarInfo, _decode, _fast_dataset_info, _h5py, _short, check_layer_name, scan)
+from archdiff.read.hdf5 import VarInfo, _decode, _fast_dataset_info, _h5py, _short, check_layer_name, scan
 
 
 @dataclass

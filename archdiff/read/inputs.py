@@ -89,7 +89,7 @@ def _git(args: list[str], label: str) -> subprocess.CompletedProcess:
 def looks_like_git_spec(spec: str) -> bool:
     """``REV:PATH`` whose PATH names a model file (``package.module:callable`` never ends so)."""
     m = _GIT_SPEC.match(spec)
-    return bool(m) and m.group("path").lower().endswith(_MODEL_SUFFIXES) and not os.path.lexists(spec)
+    return m is not None and m.group("path").lower().endswith(_MODEL_SUFFIXES) and not os.path.lexists(spec)
 
 
 def _from_git(spec: str, suffix: str | None) -> str:

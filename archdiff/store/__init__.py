@@ -21,11 +21,11 @@ from archdiff.store.base import (  # noqa: F401
     blocks,
     plain_dtype,
 )
+from archdiff.store.dispatch import STORES, open_store, store_class, store_for_path  # noqa: F401
 from archdiff.store.h5file import H5FileStore, Keras3WeightsStore  # noqa: F401
 from archdiff.store.keras_zip import KerasZipStore  # noqa: F401
 from archdiff.store.legacy import LegacyH5Store  # noqa: F401
 from archdiff.store.sharded import ShardedStore  # noqa: F401
-from archdiff.store.dispatch import STORES, open_store, store_class, store_for_path  # noqa: F401
 
 __all__ = ['BLOCK_BYTES', 'CHECKSUM', 'Dataset', 'DatasetIndex', 'InlineHashing', 'StoredVariable', 'WeightStore',
            'blocks', 'plain_dtype', 'H5FileStore', 'Keras3WeightsStore', 'KerasZipStore', 'LegacyH5Store', 'ShardedStore',

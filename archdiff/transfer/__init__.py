@@ -13,25 +13,6 @@ keeps working whichever module inside the package holds them.
 """
 from __future__ import annotations
 
-from archdiff.transfer.rules import (  # noqa: F401
-    MapRule,
-    parse_map_rule,
-    load_map_file,
-)
-from archdiff.transfer.plan import (  # noqa: F401
-    WEIGHT_FILE_FORMATS,
-    TransferOptions,
-    FileInfo,
-    VAR_ACTIONS,
-    LAYER_STATUSES,
-    VariableTransfer,
-    LayerTransfer,
-    UnusedLayer,
-    Totals,
-    TransferPlan,
-    plan_transfer,
-    coverage_refusal,
-)
 from archdiff.transfer.adapt import (  # noqa: F401
     ADAPTERS,
     Adaptation,
@@ -42,10 +23,29 @@ from archdiff.transfer.apply import (  # noqa: F401
     SCHEMA_VERSION,
     TransferError,
     TransferReport,
-    check_output,
     apply_transfer,
+    check_output,
     dry_run,
     transfer,
+)
+from archdiff.transfer.plan import (  # noqa: F401
+    LAYER_STATUSES,
+    VAR_ACTIONS,
+    WEIGHT_FILE_FORMATS,
+    FileInfo,
+    LayerTransfer,
+    Totals,
+    TransferOptions,
+    TransferPlan,
+    UnusedLayer,
+    VariableTransfer,
+    coverage_refusal,
+    plan_transfer,
+)
+from archdiff.transfer.rules import (  # noqa: F401
+    MapRule,
+    load_map_file,
+    parse_map_rule,
 )
 
 __all__ = ['SCHEMA_VERSION', 'WEIGHT_FILE_FORMATS', 'TransferError', 'MapRule', 'parse_map_rule', 'load_map_file', 'TransferOptions', 'FileInfo', 'VAR_ACTIONS', 'LAYER_STATUSES', 'VariableTransfer', 'LayerTransfer', 'UnusedLayer', 'Totals', 'TransferPlan', 'TransferReport', 'coverage_refusal', 'ADAPTERS', 'Adaptation', 'adapt_array', 'plan_adaptation', 'check_output', 'plan_transfer', 'apply_transfer', 'dry_run', 'transfer']

@@ -59,8 +59,8 @@ class TransferReport:
     checksums: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def return_code(self) -> int:
-        return self.plan.return_code
+    def exit_code(self) -> int:
+        return self.plan.exit_code
 
     def to_dict(self) -> dict:
         from archdiff.transfer.write import CHECKSUM
@@ -82,7 +82,7 @@ class TransferReport:
                        "verified": self.verified, "checksum": CHECKSUM},
             "options": plan.options.to_dict(),
             "ok": not plan.problems and not plan.refusal,
-            "exit_code": self.return_code,
+            "exit_code": self.exit_code,
             "refused": plan.refusal,
             "coverage": plan.coverage,
             "nesting": [n.to_dict() for n in plan.nestings],
@@ -163,8 +163,8 @@ def apply_transfer(plan: TransferPlan, out: str | os.PathLike, *, progress: bool
     ``progress``: None shows a bar on a terminal only; True/False force it.
     Raises :class:`TransferError` (and writes nothing) when the plan has problems.
     """
-    from archdiff.transfer.write import exit_on_termination
     from archdiff.progress import Progress
+    from archdiff.transfer.write import exit_on_termination
 
     out = os.fspath(out)
     if plan.problems:
@@ -298,8 +298,14 @@ def _write_weights_file(plan, out, copies, source, bar) -> dict[str, str]:
 
 def _write_keras(plan, out, copies, source, bar) -> dict[str, str]:
     from archdiff.output import atomic_path
-    from archdiff.transfer.write import (copy_file_except, copy_zip_member, default_file_mode, fsync_path,
-                                         rebuild_keras_zip, scratch_file)
+    from archdiff.transfer.write import (
+        copy_file_except,
+        copy_zip_member,
+        default_file_mode,
+        fsync_path,
+        rebuild_keras_zip,
+        scratch_file,
+    )
 
     member = KerasZipStore.MEMBER
     target = plan.target.path

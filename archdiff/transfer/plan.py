@@ -11,7 +11,7 @@ metadata comes from the reader, ``archdiff.read.load``; which layouts can be
 written, and a sharded source's files, from :mod:`archdiff.store`).
 Carrying a plan out is :mod:`archdiff.transfer.apply`.
 
-Exit codes (``TransferPlan.return_code``): 0 the transfer does what was
+Exit codes (``TransferPlan.exit_code``): 0 the transfer does what was
 asked (target layers the source lacks, a new head, keep their own weights);
 1 refused on coverage, nothing written: ``--require-all`` or
 ``--min-coverage`` not met, or so little in common that the models probably
@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 from archdiff.errors import InputError, UsageError
 from archdiff.model import Architecture, Layer, WeightSpec
 from archdiff.store import store_class
-from archdiff.transfer.adapt import (CONV_CLASSES, Adaptation, adapt_array, parse_adapters,  # noqa: F401
-                                     plan_adaptation)
+from archdiff.transfer.adapt import CONV_CLASSES, Adaptation, adapt_array, parse_adapters, plan_adaptation  # noqa: F401
 from archdiff.transfer.rules import MapRule, auto_rules
 
 _SUFFIX = re.compile(r":\d+$")
@@ -288,7 +287,7 @@ class TransferPlan:
         )
 
     @property
-    def return_code(self) -> int:
+    def exit_code(self) -> int:
         """0 the transfer does what was asked; 1 refused on coverage (nothing written); 2 it cannot run."""
         if self.problems:
             return 2

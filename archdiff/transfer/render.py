@@ -120,7 +120,7 @@ def _summary_lines(report: TransferReport) -> list[str]:
 
 
 def _exit_line(report: TransferReport, escape=visible) -> str:
-    code = report.return_code
+    code = report.exit_code
     plan = report.plan
     if code == 0:
         left = plan.totals.kept_layers + plan.totals.skipped_layers
@@ -213,7 +213,7 @@ def _code(text: str) -> str:
 def render_markdown(report: TransferReport) -> str:
     plan = report.plan
     t = plan.totals
-    icon = {0: "✅", 1: "⚠️", 2: "❌"}[report.return_code]
+    icon = {0: "✅", 1: "⚠️", 2: "❌"}[report.exit_code]
     done = report.written
     lines = [
         f"### {icon} archdiff transfer",

@@ -30,39 +30,45 @@ package loads no TensorFlow; every check imports it through
 """
 from __future__ import annotations
 
-from archdiff.validate.options import BUDGETS, ValidateOptions
+from archdiff.validate.arrival import check_weights
+from archdiff.validate.backends import validate_on
 from archdiff.validate.comparator import Comparison, Tolerances, compare_arrays
+from archdiff.validate.data import Data, load_data
+from archdiff.validate.finetuning import finetune, resolve_freeze_until
+from archdiff.validate.live import FileValues, live_layers, pair_variables
+from archdiff.validate.options import BUDGETS, ValidateOptions
+from archdiff.validate.outputs import compare_outputs
+from archdiff.validate.pipeline import validate
+from archdiff.validate.precision import mixed_precision_config
+from archdiff.validate.rebuilding import import_modules, lambda_layers_with_code, load_weights_into, rebuild
+from archdiff.validate.reference import load_reference, record_reference, save_reference
 from archdiff.validate.report import (
     FAIL,
     MAX_LISTED,
     PASS,
     SKIPPED,
+    AgreementCheck,
+    BackendsReport,
     FinetuneCheck,
     LayerArrival,
     OutputResult,
     OutputsCheck,
     RebuildResult,
+    ReferenceCheck,
     ScratchResult,
     StageResult,
     ValidationReport,
     VariableResult,
     WeightsCheck,
-    AgreementCheck,
-    BackendsReport,
-    ReferenceCheck,
 )
-from archdiff.validate.rebuilding import import_modules, lambda_layers_with_code, load_weights_into, rebuild
-from archdiff.validate.live import FileValues, live_layers, pair_variables
-from archdiff.validate.subgraph import (SharedGraph, config_differences, map_rules, pair_layers, shared_subgraph,
-                                       sub_config)
-from archdiff.validate.arrival import check_weights
-from archdiff.validate.outputs import compare_outputs
-from archdiff.validate.data import Data, load_data
-from archdiff.validate.precision import mixed_precision_config
-from archdiff.validate.finetuning import finetune, resolve_freeze_until
-from archdiff.validate.pipeline import validate
-from archdiff.validate.reference import load_reference, record_reference, save_reference
-from archdiff.validate.backends import validate_on
+from archdiff.validate.subgraph import (
+    SharedGraph,
+    config_differences,
+    map_rules,
+    pair_layers,
+    shared_subgraph,
+    sub_config,
+)
 
 __all__ = [
     "PASS", "FAIL", "SKIPPED", "MAX_LISTED", "ValidateOptions", "RebuildResult", "VariableResult", "LayerArrival",

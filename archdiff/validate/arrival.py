@@ -16,8 +16,7 @@ import numpy as np
 from archdiff.errors import ArchdiffError
 from archdiff.model import Architecture
 from archdiff.validate.live import FileValues, digest, layer_vars, live_layers, max_abs, pair_variables, same_bits
-from archdiff.validate.report import (ARRIVED, FAIL, FAILED, PASS, SKIPPED, LayerArrival, VariableResult,
-                                      WeightsCheck)
+from archdiff.validate.report import ARRIVED, FAIL, FAILED, PASS, SKIPPED, LayerArrival, VariableResult, WeightsCheck
 
 #: What ``holds`` says of a variable that kept the target's own value.
 OWN_INITIAL_VALUE = "target's own initial value"

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archdiff.errors import UsageError
-from archdiff.names import same_class
 from archdiff.model import Architecture
+from archdiff.names import same_class
 from archdiff.validate.rebuilding import entry_name, strip_versions
 
 #: Config keys that do not change what a layer computes (or are spelled

@@ -6,32 +6,32 @@ keeps working whichever module inside the package holds them.
 """
 from __future__ import annotations
 
+from archdiff.views.export import (  # noqa: F401
+    DIALECTS,
+    FORMATS,
+    MODEL_FORMATS,
+    PAGE_FORMATS,
+    ModelExport,
+    document_text,
+    export_text,
+    format_for,
+    model_document,
+    model_export,
+    model_from_yaml,
+    to_json_text,
+    to_yaml_text,
+)
 from archdiff.views.graph import (  # noqa: F401
-    shape_text,
-    to_graph,
     GRAPH_FORMATS,
     dump_graph,
+    shape_text,
     to_dot,
+    to_graph,
 )
 from archdiff.views.layertable import (  # noqa: F401
     layer_row,
     layer_rows,
     summary,
-)
-from archdiff.views.export import (  # noqa: F401
-    MODEL_FORMATS,
-    PAGE_FORMATS,
-    FORMATS,
-    DIALECTS,
-    ModelExport,
-    format_for,
-    model_export,
-    model_document,
-    document_text,
-    to_json_text,
-    to_yaml_text,
-    export_text,
-    model_from_yaml,
 )
 from archdiff.views.upgrade import (  # noqa: F401
     KERAS3_LAYERS,

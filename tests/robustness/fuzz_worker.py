@@ -23,11 +23,11 @@ import harness  # noqa: E402
 
 def exercise(arch, good) -> None:
     """What the commands do with a model that loaded."""
-    from archdiff.diff.canonical import text_form
     from archdiff.diff import diff
+    from archdiff.diff.canonical import text_form
     from archdiff.errors import ArchdiffError
-    from archdiff.views import layer_rows, summary
     from archdiff.transfer import plan_transfer
+    from archdiff.views import layer_rows, summary
 
     diff(arch, good["model"])
     diff(good["k2"], arch)

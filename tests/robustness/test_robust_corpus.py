@@ -13,9 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import harness
+import pytest
 
 MANIFEST = harness.manifest()
 CASES = MANIFEST["cases"]

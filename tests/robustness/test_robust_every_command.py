@@ -16,9 +16,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 import harness
+import pytest
 
 CASES = harness.cases()
 

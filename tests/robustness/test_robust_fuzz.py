@@ -37,15 +37,14 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+import harness
 import pytest
+from fuzz_worker import exercise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import archdiff
 from archdiff.errors import ArchdiffError
-
-import harness
-from fuzz_worker import exercise
 
 FIXTURES = harness.FIXTURES
 EXPLORE = os.environ.get("ARCHDIFF_FUZZ") == "explore"

@@ -27,9 +27,8 @@ import time
 import zipfile
 from pathlib import Path
 
-import pytest
-
 import harness
+import pytest
 
 #: Seeded: the same kill points every run.
 SEED = 6

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import harness
 import pytest
 
 import archdiff
 from archdiff.errors import ArchdiffError
-
-import harness
-
 
 KNOWN = [(case, job_command) for case in harness.cases() if case.get("known_bug")
          for job_command in case["known_bug"]["commands"]]

@@ -16,9 +16,8 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
-
 import harness
+import pytest
 
 BIG = harness.FIXTURES / "keras3" / "resnet_small.keras"
 BIG_WEIGHTS = harness.FIXTURES / "keras3" / "resnet_small.weights.h5"

@@ -8,9 +8,8 @@ One driver process (TensorFlow imported once); marked ``tensorflow``.
 """
 from __future__ import annotations
 
-import pytest
-
 import harness
+import pytest
 
 pytestmark = pytest.mark.tensorflow
 

@@ -39,8 +39,8 @@ from typing import Any
 
 from archdiff import __version__
 from archdiff.diff.canonical import is_auto_name
-from archdiff.views import shape_text
 from archdiff.model import Architecture, Layer
+from archdiff.views import shape_text
 
 #: The page's data format; bump when the embedded JSON changes shape.
 PAGE_VERSION = 1

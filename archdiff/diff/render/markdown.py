@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from archdiff.diff.render.common import lookalike_pairs, source_text, value_text
 from archdiff import __version__
+from archdiff.diff.render.common import lookalike_pairs, source_text, value_text
 from archdiff.diff.result import SCHEMA_VERSION, ArchDiff, Change
 from archdiff.safetext import confusable_note, md_code, md_text
 from archdiff.textfmt import count
