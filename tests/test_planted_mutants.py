@@ -256,3 +256,100 @@ def test_a_keras2_sequential_built_from_batch_input_shape_counts_its_own_graph_a
     d = diff(archdiff.load(listed), arch)
     assert not d.edges_added and not d.edges_removed and not [c for m in d.matched for c in m.changes
                                                               if c.kind == "inputs"]
+
+
+def test_a_member_whose_header_offset_is_not_a_header_does_not_stop_the_scan(tmp_path, cli):
+    """A stored member before the weights whose central-directory offset points at no local header (archdiff
+    never reads that member) is passed over; the scan goes on and finds where the weights start."""
+    import struct
+    import zipfile
+
+    import h5py
+
+    from support import FIXTURES
+
+    src = zipfile.ZipFile(FIXTURES / "keras3" / "functional.keras")
+    members = [(i.filename, src.read(i.filename)) for i in src.infolist()]
+    path = tmp_path / "offset.keras"
+    for pad in range(4096):
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as dst:
+            dst.writestr(zipfile.ZipInfo("assets/pad.bin"), b"\0" * 64)
+            for name, data in members:
+                info = zipfile.ZipInfo(name)
+                if name == "model.weights.h5":
+                    info.extra = b"\xfe\xca" + struct.pack("<H", pad) + b"\0" * pad
+                dst.writestr(info, data)
+        if h5py.is_hdf5(path):
+            break
+    else:
+        pytest.fail("could not align the weights member on an HDF5 superblock offset")
+    data = bytearray(path.read_bytes())
+    entry = data.find(b"PK\x01\x02")  # the first central-directory entry: assets/pad.bin
+    assert data[entry + 46:entry + 46 + len(b"assets/pad.bin")] == b"assets/pad.bin"
+    struct.pack_into("<I", data, entry + 42, 40)  # its local header offset now points into its own zeros
+    path.write_bytes(bytes(data))
+    code, out, err = cli("layers", path, "--format", "json")
+    assert code == 0, err
+    assert '"main_output"' in out
+
+
+def test_a_keras2_sequential_built_on_its_first_call_counts_that_call_as_node_zero(tmp_path):
+    """Without an InputLayer or a batch_input_shape, tf-keras builds the Sequential when it is first called:
+    that call is node 0. tf-keras 2.21 loads this document (head reading block's node 0) and hangs on it with
+    node 1."""
+    import json
+
+    import archdiff
+
+    doc = json.loads(K2_SEQUENTIAL_WITHOUT_INPUT_LAYER)
+    doc["config"]["layers"][1]["config"]["layers"][0]["config"].pop("batch_input_shape")
+    doc["config"]["layers"][2]["inbound_nodes"] = [[["block", 0, 0, {}]]]
+    path = tmp_path / "deferred.json"
+    path.write_text(json.dumps(doc))
+    arch = archdiff.load(path)
+    (call,) = arch.layer("head").calls
+    assert [(r.layer, r.node_index, r.tensor_index) for r in call.inputs] == [("block", 0, 0)]
+
+
+def test_a_keras2_config_nesting_an_empty_sequential_is_read_not_crashed_on(tmp_path):
+    import json
+
+    import archdiff
+
+    doc = json.loads(K2_SEQUENTIAL_WITHOUT_INPUT_LAYER)
+    doc["config"]["layers"][1]["config"]["layers"] = []
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps(doc))
+    arch = archdiff.load(path)
+    assert [layer.path for layer in arch.layers] == ["x", "block", "head"]
+
+
+def test_a_keras2_sequential_built_on_its_first_call_and_called_twice_keeps_both_calls(tmp_path):
+    """The same Sequential as above, shared by two inputs: its calls are nodes 0 and 1 (tf-keras 2.21 loads
+    this document: block has 2 inbound nodes, 83 parameters), so nothing is renumbered."""
+    import copy
+    import json
+
+    import archdiff
+
+    doc = json.loads(K2_SEQUENTIAL_WITHOUT_INPUT_LAYER)
+    layers = doc["config"]["layers"]
+    layers[1]["config"]["layers"][0]["config"].pop("batch_input_shape")
+    x2 = copy.deepcopy(layers[0])
+    x2["name"] = x2["config"]["name"] = "x2"
+    layers.insert(1, x2)
+    layers[2]["inbound_nodes"] = [[["x", 0, 0, {}]], [["x2", 0, 0, {}]]]
+    head2 = copy.deepcopy(layers[3])
+    head2["name"] = head2["config"]["name"] = "head2"
+    layers[3]["inbound_nodes"] = [[["block", 0, 0, {}]]]
+    head2["inbound_nodes"] = [[["block", 1, 0, {}]]]
+    layers.append(head2)
+    doc["config"]["input_layers"] = [["x", 0, 0], ["x2", 0, 0]]
+    doc["config"]["output_layers"] = [["head", 0, 0], ["head2", 0, 0]]
+    path = tmp_path / "twice.json"
+    path.write_text(json.dumps(doc))
+    arch = archdiff.load(path)
+    refs = {name: [(r.layer, r.node_index) for c in arch.layer(name).calls for r in c.inputs]
+            for name in ("head", "head2")}
+    assert refs == {"head": [("block", 0)], "head2": [("block", 1)]}
+    assert arch.param_counts().total == 83
