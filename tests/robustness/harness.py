@@ -277,7 +277,10 @@ def problems(job: Job, result: dict | None) -> list[str]:
                 and not re.search(pattern, stderr, re.I)):
             out.append(f"the error does not say why (expected /{pattern}/): {stderr.strip()}")
     else:
-        if "archdiff: error" in stderr or (stderr.strip() and job.command != "textconv"):
+        # export says on stderr what it rewrote for Keras 3 ("note: ..." lines); nothing else may appear.
+        unexplained = [line for line in stderr.splitlines()
+                       if line.strip() and not (job.command.startswith("export") and line.startswith("note: "))]
+        if "archdiff: error" in stderr or (unexplained and job.command != "textconv"):
             out.append(f"exit {code} but stderr says: {stderr[:500]!r}")
     if job.command == "textconv" and code == 0 and result["stdout_bytes"] == 0:
         out.append("textconv printed nothing")
