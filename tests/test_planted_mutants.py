@@ -265,7 +265,6 @@ def test_a_member_whose_header_offset_is_not_a_header_does_not_stop_the_scan(tmp
     import zipfile
 
     import h5py
-
     from support import FIXTURES
 
     src = zipfile.ZipFile(FIXTURES / "keras3" / "functional.keras")
