@@ -9,7 +9,8 @@
 #    CNN, and a target with the same body and a new head, the body's weights copied;
 # 3. runs `archdiff validate --backend jax --device gpu` on it (all four checks) and
 #    prints the device, the time per training step and the checks that passed.
-# Exit status: that of validate (0: every check passed on the GPU).
+# 4. the same on PyTorch's backend where torch is installed.
+# Exit status: that of validate (0: every check passed on the GPU, on each backend run).
 set -euo pipefail
 
 WHEELS=${1:-wheels}
@@ -87,4 +88,16 @@ for s in r["finetune"].get("stages", []):
 print("checks: ", ", ".join(f"{k} {v}" for k, v in r["checks"].items()))
 print("failures:", r["failures"] or "none")
 EOF
+# PyTorch's backend too, where PyTorch is installed (CI does not install it: tests/conftest.py).
+if "$PY" -c "import torch" 2>/dev/null; then
+  set +e
+  KERAS_BACKEND=torch "$PY" -m archdiff validate "$WORK/target.keras" --source "$WORK/source.keras" \
+    --backend torch --device gpu --format json -o "$WORK/report-torch.json" --no-progress
+  torch_code=$?
+  set -e
+  echo "torch: validate exit $torch_code"
+  [ "$code" -eq 0 ] && code=$torch_code
+else
+  echo "torch: not installed here, its backend not checked"
+fi
 exit $code

@@ -20,10 +20,10 @@ from archdiff.read.dispatch import _load_path
 
 @pytest.fixture(params=["fork", "interpreter"])
 def mode(request, monkeypatch):
-    if request.param == "interpreter":
-        monkeypatch.setattr(contain, "_forkable", lambda: False)
-    else:
-        assert contain._forkable(), "the test process must be forkable for this case"
+    # Each mode forced, whatever this process holds: in a full run TensorFlow is loaded by earlier tests, so
+    # contain itself would pick the interpreter; the fork's mechanics are what this case checks (its children
+    # run nothing of TensorFlow's). When contain picks which is checked below.
+    monkeypatch.setattr(contain, "_forkable", lambda: request.param == "fork")
     return request.param
 
 
@@ -71,6 +71,15 @@ def test_other_threads_make_it_use_a_fresh_interpreter():
     finally:
         stop.set()
         worker.join()
+
+
+def test_a_loaded_framework_makes_it_use_a_fresh_interpreter(monkeypatch):
+    monkeypatch.setattr(contain.threading, "active_count", lambda: 1)
+    for name in contain._HEAVY:
+        monkeypatch.delitem(contain.sys.modules, name, raising=False)
+    assert contain._forkable()
+    monkeypatch.setitem(contain.sys.modules, "torch", object())
+    assert not contain._forkable()
 
 
 def test_it_can_be_switched_off(monkeypatch):

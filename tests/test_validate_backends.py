@@ -179,8 +179,9 @@ def _torch_importable() -> bool:
     return backend_installed("torch")
 
 
+@pytest.mark.torch
 @pytest.mark.skipif(not _torch_importable(), reason="PyTorch is not installed here: its backend is not tested "
-                                                    "(CI does not depend on it)")
+                                                    "(CI does not install it, see tests/conftest.py)")
 def test_the_port_validates_on_torch_too(keras, tmp_path):
     make_files(keras, tmp_path)
     code, out, err = archdiff("validate", tmp_path / "target.keras", "--weights", tmp_path / "good.weights.h5",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import select
 import shutil
 import stat
 import subprocess
@@ -132,8 +133,41 @@ def resolve(spec: str, input_format: str | None = None) -> tuple[str, str | None
         name_suffix = os.path.splitext(spec)[1].lower()
         keep = suffix or (name_suffix if name_suffix in (".keras", ".h5", ".hdf5", ".json", ".yaml", ".yml") else None)
         try:
-            with open(spec, "rb") as stream:
+            with _open_stream(spec, stat.S_ISFIFO(st.st_mode)) as stream:
                 return _copy_stream(stream, spec, keep), spec
         except OSError as exc:
             raise InputError(f"cannot read the stream ({exc.strerror})", path=spec) from None
     return spec, None
+
+
+def _writer_wait() -> float:
+    """Seconds to wait for a writer on a named FIFO: ARCHDIFF_STREAM_WAIT, default 60."""
+    try:
+        return max(0.0, float(os.environ.get("ARCHDIFF_STREAM_WAIT", "60")))
+    except ValueError:
+        return 60.0
+
+
+def _open_stream(spec: str, fifo: bool):
+    """``spec`` opened for reading; a FIFO nobody writes into within ``_writer_wait()`` s is an error, not a hang.
+
+    A plain ``open()`` of a FIFO blocks until a writer comes, forever if none
+    does; opening it non-blocking and polling bounds the wait. A pipe that
+    already has its writer (``<(git show ...)``) is readable at once.
+    """
+    if not fifo:
+        return open(spec, "rb")
+    fd = os.open(spec, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        wait = _writer_wait()
+        if not poller.poll(int(wait * 1000)):
+            raise InputError(f"a FIFO that nobody wrote into within {wait:.0f} s", path=spec,
+                             hint="start the process that writes the model into it first "
+                                  "(or raise ARCHDIFF_STREAM_WAIT), or give the model as a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -1,7 +1,8 @@
 """Hostile paths rather than hostile contents: special files, links, odd names.
 
-A FIFO or /dev/zero must be refused before a byte is read (reading would
-block or never end); a directory, a looping or dangling link, a missing file
+A FIFO nobody writes into is refused once ARCHDIFF_STREAM_WAIT has passed
+(a plain open would block forever; a FIFO with a writer is read, see
+tests/test_inputs*.py), /dev/zero before a byte is read (it never ends); a directory, a looping or dangling link, a missing file
 refused in one line; a good model under a name with non-UTF-8 bytes, a
 newline, or the shape of a ``module:callable`` spec is read as the file it is
 (the spec form imports code only when no such file exists). Runs with a
@@ -33,10 +34,10 @@ def _paths(tmp_path):
     out = []
     fifo = tmp_path / "pipe.keras"
     os.mkfifo(fifo)
-    out.append(("fifo", fifo, "error", "not a regular file"))
+    out.append(("fifo", fifo, "error", "nobody wrote into"))
     zero = tmp_path / "zero.h5"
     zero.symlink_to("/dev/zero")
-    out.append(("dev-zero", zero, "error", "not a regular file"))
+    out.append(("dev-zero", zero, "error", "endless device"))
     folder = tmp_path / "model.keras"
     folder.mkdir()
     out.append(("directory", folder, "error", "directory"))
@@ -66,7 +67,7 @@ def test_hostile_paths(tmp_path, canary_env):
                 "exits": OK_EXITS.get(label)}
         jobs += [j for j in harness.jobs_for(case, path, tmp_path / "out") if j.command in COMMANDS]
     results = harness.run_driver(jobs, tmp_path / "work", canary_env=canary_env, timeout=300,
-                                 env={"PYTHONIOENCODING": "utf-8:strict"})
+                                 env={"PYTHONIOENCODING": "utf-8:strict", "ARCHDIFF_STREAM_WAIT": "1"})
     found = {}
     for job in jobs:
         result = results.get(job.id)
