@@ -2,12 +2,12 @@
 
 A FIFO nobody writes into is refused once ARCHDIFF_STREAM_WAIT has passed
 (a plain open would block forever; a FIFO with a writer is read, see
-tests/test_inputs*.py), /dev/zero before a byte is read (it never ends); a
-directory, a looping or dangling link, a missing file refused in one line; a
-good model under a name with non-UTF-8 bytes, a newline, or the shape of a ``module:callable`` spec is read as the file it is
-(the spec form imports code only when no such file exists). Runs with a
-strict UTF-8 stdout, as in a UTF-8 locale, where a non-UTF-8 file name used to
-crash the output.
+tests/test_inputs.py), /dev/zero before a byte is read (it never ends); a
+directory, a looping or dangling link, a missing file refused in one line;
+a good model under a name with non-UTF-8 bytes, a newline, or the shape of
+a ``module:callable`` spec is read as the file it is (the spec form imports
+code only when no such file exists). Runs with a strict UTF-8 stdout, as in
+a UTF-8 locale, where a non-UTF-8 file name used to crash the output.
 """
 from __future__ import annotations
 
