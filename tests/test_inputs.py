@@ -82,6 +82,33 @@ def test_a_fifo_is_read_through_a_copy(tmp_path):
     assert fifo.exists() and not fifo.is_file()  # the FIFO itself is left as it was
 
 
+def test_a_fifo_waits_for_a_late_writer_and_refuses_when_none_comes(tmp_path):
+    fifo = tmp_path / "late.keras"
+    os.mkfifo(fifo)
+    ready = threading.Event()
+
+    def feed():
+        ready.wait(60)
+        with open(fifo, "wb") as out:  # blocks until archdiff has opened its end
+            out.write((K3 / "functional.keras").read_bytes())
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    timer = threading.Timer(2.0, ready.set)  # the writer starts 2 s after archdiff
+    timer.start()
+    try:
+        got = _layers_json(fifo, env={"ARCHDIFF_STREAM_WAIT": "30"})
+    finally:
+        ready.set()
+        writer.join(timeout=60)
+    assert got == _layers_json(K3 / "functional.keras")
+    lonely = tmp_path / "lonely.keras"
+    os.mkfifo(lonely)
+    result = run_cli("layers", lonely, env={"ARCHDIFF_STREAM_WAIT": "1"})
+    assert result.returncode == 2 and result.stdout == "" and result.stderr.count("\n") == 1
+    assert "a FIFO that nobody wrote into within 1 s" in result.stderr and "ARCHDIFF_STREAM_WAIT" in result.stderr
+
+
 def test_git_rev_path_reads_the_committed_model(tmp_path):
     if not shutil.which("git"):
         pytest.fail("git is needed")
