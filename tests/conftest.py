@@ -20,9 +20,10 @@ import pytest
 import support  # noqa: F401 - sets TF_CPP_MIN_LOG_LEVEL before any test imports Keras
 
 #: Markers of tests that need something installed or mounted (registered in pyproject.toml).
-NEEDS_INSTALL = ("tensorflow", "browser", "jax", "git", "tmpfs")
+NEEDS_INSTALL = ("tensorflow", "browser", "jax", "torch", "git", "tmpfs")
 #: A skip reason that names one of them is the same finding, marker or not.
-_INSTALL_WORDS = re.compile(r"\b(tensorflow|tf[_-]keras|keras|jax|git|chromium|playwright|tmpfs|mount)\b", re.I)
+_INSTALL_WORDS = re.compile(r"\b(tensorflow|tf[_-]keras|keras|jax|pytorch|torch|git|chromium|playwright|tmpfs|mount)\b",
+                            re.I)
 
 
 def in_ci() -> bool:

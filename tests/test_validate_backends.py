@@ -7,8 +7,8 @@
 - a port with two same-shaped variables swapped fails on both;
 - outputs recorded from the Keras 2 model on tf-keras are matched by the
   Keras 3 port on JAX;
-- PyTorch where it is installed (skipped, and said so, where it is not: CI
-  does not depend on it).
+- the same port on PyTorch's backend (make test installs PyTorch's CPU build;
+  a skip fails in CI).
 
 These run ``python -m archdiff`` in subprocesses, so the pytest process
 (already holding Keras on TensorFlow) is not asked to switch.
@@ -104,7 +104,8 @@ def test_the_guides_scenario_passes_every_check_on_tensorflow_and_jax(guide):
         assert report["rebuild"]["backend"] == name and report["rebuild"]["backend_version"]
         # The outputs are compared inside the nested base, against the flat source.
         assert report["outputs"]["nested"] == ["xception"]
-        assert report["outputs"]["outputs"][0]["target_layer"] == "xception/block14_sepconv2_act"
+        assert report["outputs"]["outputs"][0]["target_layer"] == "xception/block14_sepconv2_act", (
+            name, report["outputs"].get("excluded", [])[:5], report["outputs"].get("notes"))
         ft = report["finetune"]
         assert ft["loss_name"] == "binary_crossentropy (from logits)"
         assert ft["freeze"]["layer_count"] == 80  # every layer of the base with weights
@@ -180,8 +181,8 @@ def _torch_importable() -> bool:
 
 
 @pytest.mark.torch
-@pytest.mark.skipif(not _torch_importable(), reason="PyTorch is not installed here: its backend is not tested "
-                                                    "(CI does not install it, see tests/conftest.py)")
+@pytest.mark.skipif(not _torch_importable(), reason="PyTorch is not installed here (make test installs its CPU "
+                                                    "build): its backend is not tested")
 def test_the_port_validates_on_torch_too(keras, tmp_path):
     make_files(keras, tmp_path)
     code, out, err = archdiff("validate", tmp_path / "target.keras", "--weights", tmp_path / "good.weights.h5",
