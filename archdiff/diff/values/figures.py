@@ -1,0 +1,184 @@
+"""How much one variable changed: the figures of two arrays of one shape, computed block by block.
+
+This module owns the arithmetic of a value comparison and nothing else: it
+never opens a file. :func:`bytes_equal` says whether two blocks hold the same
+bits (an integer view, no copy); :class:`Accumulator` takes the blocks of A
+and B in step (C order) and gives :class:`Figures`: max |B−A|, the relative
+change ‖B−A‖/‖A‖, the cosine similarity, the fraction of elements changed,
+the NaN and Inf values B has where A had none, and what looks broken in B
+(all zeros where A was not, a constant tensor where A was not, magnitudes
+over :data:`HUGE`). Sums run in float64 over sub-blocks of
+:data:`CHUNK_ELEMENTS`, so the temporaries stay small whatever the tensor.
+
+A figure that cannot be known is None (text ``?``, JSON null): the relative
+change of a variable that was all zeros in A, the cosine of a zero vector,
+every figure of a dtype that is not numbers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+#: Elements per float64 sub-block (8 MB per temporary).
+CHUNK_ELEMENTS = 1 << 20
+#: A finite magnitude above this looks like overflow or garbage, not a trained weight.
+HUGE = 1e30
+#: What :attr:`Figures.suspicious` can hold.
+SUSPICIONS = ("all-zeros", "constant", "huge")
+
+
+def _np():
+    import numpy as np
+
+    return np
+
+
+def bytes_equal(a, b) -> bool:
+    """Whether two C-contiguous arrays hold the same bits (same dtype and shape; NaN payloads included)."""
+    np = _np()
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.size == 0:
+        return True
+    size = a.dtype.itemsize
+    view = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}.get(size)
+    a = np.ascontiguousarray(a).reshape(-1)
+    b = np.ascontiguousarray(b).reshape(-1)
+    if view is None:
+        return bool(np.array_equal(a.view(np.uint8), b.view(np.uint8)))
+    return bool(np.array_equal(a.view(view), b.view(view)))
+
+
+def numeric(dtype) -> bool:
+    """A dtype whose values the figures can be computed for (booleans, integers, reals)."""
+    return dtype.kind in "biuf" and not dtype.hasobject
+
+
+@dataclass(frozen=True)
+class Figures:
+    """How B's values of one variable differ from A's (every figure over the elements finite in both)."""
+
+    #: max |B − A|.
+    max_abs_diff: float | None
+    #: ‖B − A‖ / ‖A‖ (L2 over all elements); None where A is all zeros.
+    relative_change: float | None
+    #: A·B / (‖A‖ ‖B‖); None where either is all zeros.
+    cosine: float | None
+    #: Elements whose value changed (NaN in both counts as unchanged), over all elements.
+    fraction_changed: float | None
+    elements_changed: int | None
+    #: NaN / ±Inf elements of B where A's element was not NaN / not infinite.
+    nan_introduced: int = 0
+    inf_introduced: int = 0
+    #: What looks broken in B and did not in A (:data:`SUSPICIONS`).
+    suspicious: tuple[str, ...] = ()
+
+    @property
+    def nonfinite_introduced(self) -> bool:
+        return bool(self.nan_introduced or self.inf_introduced)
+
+    def to_dict(self) -> dict:
+        return {"max_abs_diff": _json_float(self.max_abs_diff), "relative_change": _json_float(self.relative_change),
+                "cosine": _json_float(self.cosine), "fraction_changed": _json_float(self.fraction_changed),
+                "elements_changed": self.elements_changed, "nan_introduced": self.nan_introduced,
+                "inf_introduced": self.inf_introduced, "suspicious": list(self.suspicious)}
+
+
+def _json_float(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+#: The figures of a variable whose values are not numbers: only "changed" is known.
+UNKNOWN = Figures(None, None, None, None, None)
+
+
+class Accumulator:
+    """Figures of A against B fed block by block (the blocks of both in the same C order)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.changed = 0
+        self.max_abs = 0.0
+        self.sum_d2 = 0.0
+        self.sum_a2 = 0.0
+        self.sum_b2 = 0.0
+        self.dot = 0.0
+        self.nan_new = 0
+        self.inf_new = 0
+        self.a_nonzero = False
+        self.b_nonzero = False
+        self.a_min = math.inf
+        self.a_max = -math.inf
+        self.b_min = math.inf
+        self.b_max = -math.inf
+        self.a_huge = False
+        self.b_huge = False
+
+    def add(self, a, b) -> None:
+        np = _np()
+        a = np.asarray(a).reshape(-1)
+        b = np.asarray(b).reshape(-1)
+        for start in range(0, a.size, CHUNK_ELEMENTS):
+            self._add(np, a[start:start + CHUNK_ELEMENTS].astype(np.float64),
+                      b[start:start + CHUNK_ELEMENTS].astype(np.float64))
+
+    def _add(self, np, a, b) -> None:
+        self.n += a.size
+        nan_a, nan_b = np.isnan(a), np.isnan(b)
+        same = (a == b) | (nan_a & nan_b)
+        self.changed += int(a.size - np.count_nonzero(same))
+        self.nan_new += int(np.count_nonzero(nan_b & ~nan_a))
+        self.inf_new += int(np.count_nonzero(np.isinf(b) & ~np.isinf(a)))
+        fin_a, fin_b = np.isfinite(a), np.isfinite(b)
+        both = fin_a & fin_b
+        if not both.all():
+            a0 = np.where(both, a, 0.0)
+            b0 = np.where(both, b, 0.0)
+        else:
+            a0, b0 = a, b
+        d = b0 - a0
+        if d.size:
+            self.max_abs = max(self.max_abs, float(np.max(np.abs(d))))
+        self.sum_d2 += float(np.dot(d, d))
+        self.sum_a2 += float(np.dot(a0, a0))
+        self.sum_b2 += float(np.dot(b0, b0))
+        self.dot += float(np.dot(a0, b0))
+        for values, finite, side in ((a, fin_a, "a"), (b, fin_b, "b")):
+            kept = values[finite]
+            if not kept.size:
+                continue
+            lo, hi = float(kept.min()), float(kept.max())
+            setattr(self, f"{side}_min", min(getattr(self, f"{side}_min"), lo))
+            setattr(self, f"{side}_max", max(getattr(self, f"{side}_max"), hi))
+            if lo != 0.0 or hi != 0.0:
+                setattr(self, f"{side}_nonzero", True)
+            if max(abs(lo), abs(hi)) > HUGE:
+                setattr(self, f"{side}_huge", True)
+
+    def figures(self) -> Figures:
+        if self.n == 0:
+            return Figures(0.0, 0.0, None, 0.0, 0)
+        norm_a = math.sqrt(self.sum_a2)
+        norm_b = math.sqrt(self.sum_b2)
+        relative = math.sqrt(self.sum_d2) / norm_a if norm_a > 0 else (0.0 if self.sum_d2 == 0 else None)
+        cosine = self.dot / (norm_a * norm_b) if norm_a > 0 and norm_b > 0 else None
+        if cosine is not None:
+            cosine = max(-1.0, min(1.0, cosine))
+        suspicious = []
+        if not self.b_nonzero and self.a_nonzero and self.nan_new == 0 and self.inf_new == 0:
+            suspicious.append("all-zeros")
+        elif self.n > 1 and self.b_min == self.b_max and self.a_min != self.a_max:
+            suspicious.append("constant")
+        if self.b_huge and not self.a_huge:
+            suspicious.append("huge")
+        return Figures(self.max_abs, relative, cosine, self.changed / self.n, self.changed,
+                       self.nan_new, self.inf_new, tuple(suspicious))
+
+
+def figures_of(a, b) -> Figures:
+    """The figures of two whole arrays of one shape (a convenience over :class:`Accumulator`)."""
+    acc = Accumulator()
+    acc.add(a, b)
+    return acc.figures()
