@@ -16,7 +16,14 @@ from archdiff.textfmt import use_colour
 
 # The tables come from archdiff.vocabulary, which the diff stage uses too: building the parser must not
 # import the diff engine, and a help text cannot drift from what the code does.
-from archdiff.vocabulary import DIFF_DEFAULT_FAIL_ON, DIFF_FORMATS, FAIL_ON_CHOICES, GATE_DEFAULT_FAIL_ON, GATE_FORMATS
+from archdiff.vocabulary import (
+    DIFF_DEFAULT_FAIL_ON,
+    DIFF_FORMATS,
+    FAIL_ON_CHOICES,
+    GATE_DEFAULT_FAIL_ON,
+    GATE_FORMATS,
+    VALUE_MODES,
+)
 
 _FORMAT_HELP = {"text": "text (git-diff-like)", "json": "json (schema: archdiff/schemas/diff.schema.json)",
                 "markdown": "markdown (a pull-request comment)",
@@ -42,6 +49,13 @@ def _add_diff_options(p, *, formats: tuple[str, ...], default_fail_on: str) -> N
     p.add_argument("--fail-on", action="append", default=[], metavar="KIND",
                    help=f"exit 1 only if the diff has one of these kinds: {', '.join(FAIL_ON_CHOICES)} "
                         f"(repeatable or comma-separated; default: {default_fail_on})")
+    p.add_argument("--values", choices=VALUE_MODES, default=None,
+                   help="compare weight values when both sides carry weights: figures (max |delta|, relative "
+                        "change, cosine, fraction changed, NaN/Inf; the default), equal (equal or not, stops at "
+                        "the first difference) or off")
+    p.add_argument("--topology-only", action="store_true",
+                   help="compare the architectures only: shapes and dtypes of weights, not their values "
+                        "(--values off)")
     p.add_argument("--policy", metavar="FILE", help="a YAML policy to gate on (see docs/diff.md)")
     p.add_argument("--full", action="store_true", help="text: list unchanged layers and long runs in full")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
@@ -107,8 +121,14 @@ def options_from(args, *, default_fail_on=("any",)):
         maps = [parse_map_rule(text, "--map") for text in args.maps]
         for path in args.map_files:
             maps.extend(load_map_file(path))
+    values = getattr(args, "values", None)
+    if getattr(args, "topology_only", False):
+        if values not in (None, "off"):
+            raise UsageError(f"--topology-only compares no values, and --values {values} asks to",
+                             hint="give one of them")
+        values = "off"
     return DiffOptions(detect_renames=args.detect_renames, strict=args.strict, ignore=tuple(args.ignore),
-                       fail_on=fail_on or tuple(default_fail_on), maps=tuple(maps))
+                       fail_on=fail_on or tuple(default_fail_on), maps=tuple(maps), values=values or "figures")
 
 
 def _colour(args) -> bool:

@@ -23,13 +23,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
+from archdiff.vocabulary import VALUE_MODES as VALUE_MODES  # re-exported
 from archdiff.diff.values.figures import UNKNOWN, Accumulator, Figures, bytes_equal, numeric
 
 if TYPE_CHECKING:
     from archdiff.model import Architecture, Layer
 
-#: How values are compared: every figure, equal-or-not only (stops early), or not at all.
-VALUE_MODES = ("figures", "equal", "off")
 #: What a variable's comparison found: the same bits; the same values in another dtype; other values;
 #: or not compared (shapes differ, not paired, no dataset).
 VARIABLE_STATUSES = ("equal", "same-values", "changed", "not-compared")
@@ -63,11 +62,12 @@ class VariableValues:
         out = {"name": self.name, "status": self.status, "shape": list(self.shape), "dtype_a": self.dtype_a,
                "dtype_b": self.dtype_b, "paired_by": self.paired_by, "reason": self.reason,
                "dataset_a": self.location_a, "dataset_b": self.location_b}
-        out.update((self.figures or _NO_FIGURES).to_dict())
+        out.update((self.figures or (_EQUAL if self.status == "equal" else UNKNOWN)).to_dict())
         return out
 
 
-_NO_FIGURES = UNKNOWN
+#: What is known of a bitwise-equal variable without computing anything (its cosine needs its norm).
+_EQUAL = Figures(0.0, 0.0, None, 0.0, 0)
 
 
 @dataclass(frozen=True)
