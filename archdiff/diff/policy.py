@@ -336,10 +336,7 @@ def check(d: ArchDiff, policy: Policy) -> PolicyResult:
             if unmatched else f"no frozen layer changed ({n} pattern{'s' if n != 1 else ''})",
             _listed(violations + unmatched)))
 
-    if policy.frozen and d.values is None and any(d.matched):
-        notes.append("frozen: weight values were not compared (a side without weights, or --topology-only), "
-                     "so frozen layers were checked for shapes and configs only")
-    rules.extend(_value_rules(d, policy))
+    rules.extend(_value_rules(d, policy, notes))
 
     for rule, allowed, entries, verb in (("allow_added", policy.allow_added, d.added, "added"),
                                          ("allow_removed", policy.allow_removed, d.removed, "removed")):
@@ -395,10 +392,13 @@ def _percent(value: float | None) -> str:
     return number_text(value, percent=True)
 
 
-def _value_rules(d: ArchDiff, policy: Policy) -> list[RuleResult]:
+def _value_rules(d: ArchDiff, policy: Policy, notes: list[str]) -> list[RuleResult]:
     """``max_relative_change`` and ``allow_nonfinite`` against the diff's value comparison."""
     rules = []
     values = d.values
+    if policy.frozen and values is None and d.matched:
+        notes.append("frozen: weight values were not compared (a side without weights, or --topology-only), "
+                     "so frozen layers were checked for shapes and configs only")
     if policy.max_relative_change:
         if values is None or values.mode != "figures":
             why = ("the values were compared for equality only (--values equal)" if values is not None

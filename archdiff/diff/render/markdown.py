@@ -13,7 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from archdiff import __version__
-from archdiff.diff.render.common import layer_figures, lookalike_pairs, number_text, source_text, value_text, values_line
+from archdiff.diff.render.common import (
+    layer_figures,
+    lookalike_pairs,
+    number_text,
+    source_text,
+    value_text,
+    values_line,
+)
 from archdiff.diff.result import SCHEMA_VERSION, ArchDiff, Change
 from archdiff.safetext import confusable_note, md_code, md_text
 from archdiff.textfmt import count
@@ -141,7 +148,7 @@ def _md_values(d: ArchDiff) -> list[str]:
             cells = _md_figures(v.figures.to_dict()) if v.figures is not None else ["?", "?", "?", "?", "-"]
             rows.append(f"| | | {md_code(v.name)} | " + " | ".join(cells) + " |")
     out += _md_details(f"Weights changed ({len(values.changed)} layers, most changed first)",
-                       ["| layer | class | variable | relative change | max \|Δ\| | cosine | elements changed | flags |",
+                       [r"| layer | class | variable | relative change | max \|Δ\| | cosine | elements changed | flags |",
                         "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"], rows)
     return out
 

@@ -111,8 +111,9 @@ def render_text(d: ArchDiff, *, colour: bool = False, policy=None, exit_code: in
         lines.append(f"  weights  {values_line(d.values)}")
         nonfinite = d.values.nonfinite
         if nonfinite:
-            lines.append(c(f"           NaN/Inf introduced in {len(nonfinite)} layer{'s' if len(nonfinite) != 1 else ''}: "
-                           + ", ".join(lv.b for lv in nonfinite[:5]) + (" ..." if len(nonfinite) > 5 else ""), "red"))
+            where = ", ".join(lv.b for lv in nonfinite[:5]) + (" ..." if len(nonfinite) > 5 else "")
+            plural = "s" if len(nonfinite) != 1 else ""
+            lines.append(c(f"           NaN/Inf introduced in {len(nonfinite)} layer{plural}: {where}", "red"))
     for mc in d.model_changes:
         lines.append(visible(f"  model    {change_text(mc)}"))
     for n in d.matching.nestings:

@@ -23,8 +23,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
-from archdiff.vocabulary import VALUE_MODES as VALUE_MODES  # re-exported
 from archdiff.diff.values.figures import UNKNOWN, Accumulator, Figures, bytes_equal, numeric
+from archdiff.vocabulary import VALUE_MODES as VALUE_MODES  # re-exported
 
 if TYPE_CHECKING:
     from archdiff.model import Architecture, Layer
