@@ -77,7 +77,8 @@ def values_line(values) -> str:
         text = (f"{s['layers_changed']} of {s['layers']} layers changed by value ({s['variables_changed']} of "
                 f"{s['variables']} variables); {s['layers_equal']} layers bitwise equal")
     if s["variables_not_compared"] or s["layers_not_compared"]:
-        text += f"; {s['variables_not_compared']} variables not compared"
+        n = s["variables_not_compared"]
+        text += f"; {n} variable{'s' if n != 1 else ''} not compared"
     return text
 
 

@@ -91,7 +91,8 @@ def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -
                 rows.append(f"| {md_code(m.b)} | {md_escape(m.class_b)} | {md_escape(_md_what(ch))} | "
                             f"{md_code(_md_value(ch.old))} | {md_code(_md_value(ch.new))} | {md_escape(ch.effect)} |")
         if rows:
-            out += _md_details(f"Changed layers ({len(changed)})",
+            shown = sum(1 for m in changed if any(ch.kind not in ("renamed", "values") for ch in m.changes))
+            out += _md_details(f"Changed layers ({shown})",
                                ["| layer | class | what | A | B | effect |", "| --- | --- | --- | --- | --- | --- |"],
                                rows)
     if d.renamed:

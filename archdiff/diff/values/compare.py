@@ -94,6 +94,8 @@ class LayerValues:
         return "not-compared"
 
     def _values(self, field: str) -> list[float | None]:
+        if self.status == "equal":  # known without computing: nothing moved
+            return [0.0] if field in ("max_abs_diff", "relative_change", "fraction_changed") else []
         return [getattr(v.figures, field) for v in self.changed if v.figures is not None]
 
     @property
