@@ -8,7 +8,7 @@ Rows (fresh processes, same run):
   weights (the same bytes, extracted from the zips before timing) and compares them
   (``np.array_equal``): the least a user would write. Target: within 1.5x (speedup >= 0.67).
 * Peak memory (``ru_maxrss`` of the child) of ``archdiff diff`` on a pair of Keras 3 ``.weights.h5``
-  files written with h5py for the bench (a few big float32 tensors, B another seed: every variable
+  files written with h5py for the bench (a few big float32 tensors, B another seed: every big variable
   changed, every figure computed), vs the bare loop. By default four 128 MiB tensors per file;
   ``ARCHDIFF_BENCH_BIG=1`` writes the 2 GB pair (four 512 MiB tensors per file, about 4.3 GB of disk,
   removed afterwards). Target: peak RSS < 2x the largest variable + 150 MB.
@@ -21,7 +21,7 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-from bench.bench_transfer import _cpu_note, _measure, _peak
+from bench.bench_transfer import _cpu_note, _measure, _peak, _write_big
 from bench.common import CACHE, PYTHON, archdiff_argv, ensure_application, row, run_python
 
 #: Variables of B perturbed: every dataset under these layer-name prefixes (ResNet50's last stage, its head).
@@ -107,26 +107,6 @@ def run() -> list[dict]:
 
 
 # -- peak memory on a large pair ---------------------------------------------------------
-def _write(path: Path, seed: int, tensors: int, shape: tuple[int, int]) -> None:
-    run_python(f"""
-        import h5py, numpy as np
-        gen = np.random.default_rng({seed})
-        with h5py.File({str(path)!r}, "w") as f:
-            layers = f.create_group("layers")
-            for i in range({tensors} + 2):
-                big = i < {tensors}
-                g = layers.create_group(f"dense_{{i}}" if i else "dense").create_group("vars")
-                g.attrs["name"] = f"block{{i}}"
-                shape = {shape!r} if big else (1024, 1024)
-                ds = g.create_dataset("0", shape=shape, dtype="float32")
-                for start in range(0, shape[0], 1024):
-                    stop = min(start + 1024, shape[0])
-                    ds[start:stop] = gen.standard_normal((stop - start, shape[1]), dtype=np.float32)
-                g.create_dataset("1", data=gen.standard_normal(shape[1], dtype=np.float32))
-            f.create_group("vars")
-    """)
-
-
 def big_row() -> dict:
     big = os.environ.get("ARCHDIFF_BENCH_BIG") == "1"
     shape = (8192, 16384) if big else (4096, 8192)
@@ -134,14 +114,14 @@ def big_row() -> dict:
     with tempfile.TemporaryDirectory(prefix="archdiff-bench-values-big-", dir=CACHE) as tmp:
         work = Path(tmp)
         a, b = work / "big_a.weights.h5", work / "big_b.weights.h5"
-        _write(a, 0, tensors, shape)
-        _write(b, 1, tensors, shape)
+        _write_big(a, 0, tensors=tensors, big_shape=shape)
+        _write_big(b, 1, tensors=tensors, big_shape=shape)
         size = a.stat().st_size
         largest = shape[0] * shape[1] * 4
         ours_s, ours_rss = _peak(archdiff_argv("diff", str(a), str(b), "--format", "json", "--fail-on", "none"))
         bare_s, bare_rss = _peak([PYTHON, "-c", _bare_loop(a, b)])
         limit = 2 * largest + 150 * 2**20
-        result = row(f"diff values of two {size / 2**30:.2f} GB weights files, every variable changed "
+        result = row(f"diff values of two {size / 2**30:.2f} GB weights files, every big variable changed "
                      "(peak memory)", ours_s, "bare h5py + numpy loop: read and compare every dataset", bare_s,
                      target=f"peak RSS < 2x largest variable + 150 MB ({limit / 2**20:.0f} MB)",
                      note=(f"archdiff peak RSS {ours_rss / 2**20:.0f} MB "

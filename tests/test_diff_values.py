@@ -274,3 +274,25 @@ def test_textconv_digests_are_equal_across_formats_and_move_with_values(tmp_path
     assert {p for p in k2 if k2[p] != changed[p]} == {"head/head_dense"}
     code, out, _ = cli("textconv", K2_H5, "--no-values")
     assert "values:" not in out
+
+
+def test_the_html_page_colours_layers_by_relative_change(tmp_path):
+    from archdiff.diff.render.html import VALUE_BUCKETS, diff_data, render_diff_html, value_bucket
+
+    arrays = edit(K3_WEIGHTS, tmp_path / "b.weights.h5", {"layers/dense/vars/0": lambda x: x * 1.5,
+                                                          "layers/functional/layers/conv2d/vars/0": lambda x: x * 1.002})
+    a, b = archdiff.load(K3_WEIGHTS), archdiff.load(tmp_path / "b.weights.h5")
+    d = diff(a, b)
+    data = diff_data(d, a, b)
+    buckets = {item["b"]: item.get("v") for item in data["items"] if item.get("b")}
+    # 50% (numpy's norm ratio of 0.5 x) is in the 10%-100% bucket, 0.2% in 0.1%-1%; equal layers get none.
+    ratio = {loc: np.linalg.norm(y.astype(np.float64) - x) / np.linalg.norm(x) for loc, (x, y) in arrays.items()}
+    assert buckets["predictions"] == sum(ratio["layers/dense/vars/0"] >= bound for bound in VALUE_BUCKETS) == 3
+    assert buckets["base/conv1"] == sum(ratio["layers/functional/layers/conv2d/vars/0"] >= bound
+                                        for bound in VALUE_BUCKETS) == 1
+    assert buckets["base/conv2"] is None and value_bucket(None) == len(VALUE_BUCKETS)
+    # Every variable's figures reach the side panel through the embedded report.
+    (layer,) = [lv for lv in data["report"]["values"]["layers"] if lv["b"] == "predictions"]
+    assert [v["status"] for v in layer["variables"]] == ["changed", "equal"]
+    page = render_diff_html(d, a, b)
+    assert "Weight values" in page and "Weights changed (relative change" in page  # panel and legend code
