@@ -279,8 +279,9 @@ def test_textconv_digests_are_equal_across_formats_and_move_with_values(tmp_path
 def test_the_html_page_colours_layers_by_relative_change(tmp_path):
     from archdiff.diff.render.html import VALUE_BUCKETS, diff_data, render_diff_html, value_bucket
 
-    arrays = edit(K3_WEIGHTS, tmp_path / "b.weights.h5", {"layers/dense/vars/0": lambda x: x * 1.5,
-                                                          "layers/functional/layers/conv2d/vars/0": lambda x: x * 1.002})
+    arrays = edit(K3_WEIGHTS, tmp_path / "b.weights.h5",
+                  {"layers/dense/vars/0": lambda x: x * 1.5,
+                   "layers/functional/layers/conv2d/vars/0": lambda x: x * 1.002})
     a, b = archdiff.load(K3_WEIGHTS), archdiff.load(tmp_path / "b.weights.h5")
     d = diff(a, b)
     data = diff_data(d, a, b)
