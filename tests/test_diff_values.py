@@ -297,3 +297,17 @@ def test_the_html_page_colours_layers_by_relative_change(tmp_path):
     assert [v["status"] for v in layer["variables"]] == ["changed", "equal"]
     page = render_diff_html(d, a, b)
     assert "Weight values" in page and "Weights changed (relative change" in page  # panel and legend code
+
+
+def test_a_keras2_weights_only_group_pairs_with_the_nested_model_it_holds(tmp_path):
+    """``save_weights`` in tf-keras keeps the nested model 'base' as one group of variables named by inner layer."""
+    k2_weights = FIXTURES / "keras2" / "nested_weights.h5"
+    arrays = edit(k2_weights, tmp_path / "b_weights.h5", {"base/conv2/kernel:0": lambda x: x * 0.5})
+    for other in (K2_H5, K3_WEIGHTS):
+        c = compare_weights(other, tmp_path / "b_weights.h5")
+        (lv,) = c.changed
+        assert (lv.a, lv.b) == ("base", "base")
+        (var,) = lv.changed
+        assert var.name == "conv2/kernel" and var.location_b == "/base/conv2/kernel:0"
+        assert_figures(var.figures.to_dict(), *arrays["base/conv2/kernel:0"])
+        assert c.summary()["variables_equal"] == 13 and not c.not_compared

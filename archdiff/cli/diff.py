@@ -165,6 +165,10 @@ def run_diff(args) -> int:
         from archdiff.diff.policy import load_policy
 
         policy = load_policy(args.policy)
+    if options.values != "off":
+        from archdiff.diff.values import preload
+
+        preload()
     both = factory_kwargs(args.factory_args)
     a = load(args.a, factory_kwargs={**both, **factory_kwargs(args.factory_args_a)})
     b = load(args.b, factory_kwargs={**both, **factory_kwargs(args.factory_args_b)})

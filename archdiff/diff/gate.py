@@ -229,6 +229,10 @@ def gate_file(path: str, *, against: str = "HEAD", options: DiffOptions | None =
     from archdiff.read import load
 
     options = options or DiffOptions(fail_on=default_fail_on(policy))
+    if options.values != "off":
+        from archdiff.diff.values import preload
+
+        preload()
     root = gitdriver.repo_root()
     rel = os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
     old = gitdriver.blob_at(against, path)

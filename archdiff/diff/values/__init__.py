@@ -27,6 +27,7 @@ from archdiff.diff.values.compare import (
     compare_values,
     has_stored_weights,
     layer_digests,
+    preload,
 )
 from archdiff.diff.values.figures import HUGE, SUSPICIONS, Accumulator, Figures, bytes_equal, figures_of
 
@@ -53,5 +54,5 @@ def compare_weights(a, b, *, mode: str = "figures", detect_renames: bool = True,
 
 
 __all__ = ['BLOCK_BYTES', 'VALUE_MODES', 'VARIABLE_STATUSES', 'LayerValues', 'ValueComparison', 'VariableValues',
-           'compare_datasets', 'compare_values', 'compare_weights', 'has_stored_weights', 'layer_digests',
+           'compare_datasets', 'compare_values', 'compare_weights', 'has_stored_weights', 'layer_digests', 'preload',
            'HUGE', 'SUSPICIONS', 'Accumulator', 'Figures', 'bytes_equal', 'figures_of']

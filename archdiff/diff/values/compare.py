@@ -204,6 +204,19 @@ class ValueComparison:
 
 
 # -- opening ------------------------------------------------------------------------------
+def preload() -> None:
+    """Import h5py and numpy now, before the inputs are read, when their values will be compared.
+
+    The readers read each file's metadata in a supervised child forked from this
+    process (:mod:`archdiff.read.contain`); a child forked after h5py is imported
+    inherits it instead of importing it again, which otherwise costs each input
+    as much as comparing a ResNet50's values. The comparison needs both here anyway.
+    """
+    import h5py  # noqa: F401
+    import numpy  # noqa: F401
+
+
+
 def has_stored_weights(arch: Architecture) -> bool:
     """Whether ``arch`` came from a file whose weights a store can read."""
     from archdiff.store import store_class
@@ -221,12 +234,55 @@ def _has_variables(layer: Layer) -> bool:
     return bool(layer.weights) and not layer.is_model
 
 
+def _groups(arch: Architecture, layer: Layer) -> dict[str, tuple]:
+    """A layer's variables by inner layer: ``{"": own}``, or a nested model's by its layers' relative paths.
+
+    A Keras 2 ``save_weights`` file keeps a nested model's variables in one group
+    named after it, each named by its inner layer (``conv1/kernel``); they are
+    grouped by that first name. A file that knows the nested model gives its
+    layers' variables. Two such groupings pair inner layer by inner layer.
+    """
+    from archdiff.model import WeightSpec
+
+    if not layer.is_model:
+        weights = tuple(layer.weights or ())
+        if arch.source.format != "h5-weights" or not weights or not all("/" in w.name for w in weights):
+            return {"": weights} if weights else {}
+        grouped: dict[str, list] = {}
+        for w in weights:
+            inner, _, rest = w.name.partition("/")
+            grouped.setdefault(inner, []).append(WeightSpec(rest, w.shape, w.dtype, w.trainable, w.location))
+        return {k: tuple(v) for k, v in grouped.items()}
+    prefix = layer.path + "/"
+    return {inner.path[len(prefix):]: tuple(inner.weights or ()) for inner in arch.layers
+            if inner.path.startswith(prefix) and _has_variables(inner)}
+
+
+def _pair_layer(a: Architecture, la: Layer, b: Architecture, lb: Layer):
+    """``([(label, spec_a, spec_b, how), ...], None)`` or ``(None, reason)``; ``([], None)``: nothing to compare."""
+    from archdiff.transfer import pair_variables
+
+    if la.is_model and lb.is_model or not (la.weights or la.is_model) or not (lb.weights or lb.is_model):
+        return [], None  # two nested models: their layers are pairs of their own
+    ga, gb = _groups(a, la), _groups(b, lb)
+    if not ga or not gb:
+        return [], None
+    if set(ga) != set(gb):
+        only = sorted(set(ga) ^ set(gb))
+        return None, f"the layers inside differ ({', '.join(k or '(its own variables)' for k in only[:5])})"
+    out = []
+    for key in gb:
+        paired, how, reason = pair_variables(ga[key], gb[key])
+        if paired is None:
+            return None, reason if not key else f"{key}: {reason}"
+        out.extend(((f"{key}/" if key else "") + _label(sa, sb), sa, sb, how) for sa, sb in paired)
+    return out, None
+
+
 # -- comparing --------------------------------------------------------------------------
 def compare_values(a: Architecture, b: Architecture, pairs: Iterable[tuple[str, str]], *,
                    mode: str = "figures") -> ValueComparison:
     """Compare the values of every paired layer's variables (``pairs``: ``(A path, B path)``)."""
-    from archdiff.transfer import pair_variables
-
     if mode not in ("figures", "equal"):
         raise ValueError(f"value mode '{mode}' is not one of figures, equal")
     layers: list[LayerValues] = []
@@ -235,15 +291,16 @@ def compare_values(a: Architecture, b: Architecture, pairs: Iterable[tuple[str, 
         store_a = store_b = None
         for path_a, path_b in pairs:
             la, lb = a.by_path[path_a], b.by_path[path_b]
-            if not (_has_variables(la) and _has_variables(lb)):
+            paired, reason = _pair_layer(a, la, b, lb)
+            if paired == []:
                 continue
-            if store_a is None:
-                store_a, store_b = _open(a, stack), _open(b, stack)
-            paired, how, reason = pair_variables(tuple(la.weights or ()), tuple(lb.weights or ()))
             if paired is None:
                 layers.append(LayerValues(path_a, path_b, lb.class_name, (), reason))
                 continue
-            variables = tuple(_compare_variable(store_a, store_b, sa, sb, how, mode) for sa, sb in paired)
+            if store_a is None:
+                store_a, store_b = _open(a, stack), _open(b, stack)
+            variables = tuple(_compare_variable(store_a, store_b, label, sa, sb, how, mode)
+                              for label, sa, sb, how in paired)
             layers.append(LayerValues(path_a, path_b, lb.class_name, variables))
     return ValueComparison(mode, tuple(layers), tuple(notes))
 
@@ -255,8 +312,7 @@ def _label(sa, sb) -> str:
     return sb.name
 
 
-def _compare_variable(store_a, store_b, sa, sb, how: str, mode: str) -> VariableValues:
-    name = _label(sa, sb)
+def _compare_variable(store_a, store_b, name: str, sa, sb, how: str, mode: str) -> VariableValues:
     base = {"name": name, "shape": tuple(sb.shape), "dtype_a": sa.dtype, "dtype_b": sb.dtype, "paired_by": how,
             "location_a": sa.location, "location_b": sb.location}
     if tuple(sa.shape) != tuple(sb.shape):

@@ -121,8 +121,46 @@ class Accumulator:
         a = np.asarray(a).reshape(-1)
         b = np.asarray(b).reshape(-1)
         for start in range(0, a.size, CHUNK_ELEMENTS):
-            self._add(np, a[start:start + CHUNK_ELEMENTS].astype(np.float64),
-                      b[start:start + CHUNK_ELEMENTS].astype(np.float64))
+            pa, pb = a[start:start + CHUNK_ELEMENTS], b[start:start + CHUNK_ELEMENTS]
+            # Counted in the stored dtype (no copy to float64): NaN on both sides is no change.
+            unequal = pa != pb
+            changed = int(np.count_nonzero(unequal))
+            a64, b64 = pa.astype(np.float64), pb.astype(np.float64)
+            if not self._add_finite(np, a64, b64):
+                self._add(np, a64, b64)
+                continue
+            self.n += a64.size
+            self.changed += changed
+
+    def _add_finite(self, np, a, b) -> bool:
+        """The common case, every element finite: a few passes, mostly BLAS dot products. False: not all finite."""
+        d = b - a
+        sum_d2, sum_a2, sum_b2 = float(np.dot(d, d)), float(np.dot(a, a)), float(np.dot(b, b))
+        if not (math.isfinite(sum_d2) and math.isfinite(sum_a2) and math.isfinite(sum_b2)):
+            return False  # a NaN or Inf somewhere (or sums beyond float64): the careful path
+        if d.size:
+            self.max_abs = max(self.max_abs, float(d.max()), -float(d.min()))
+            self._extremes(float(a.min()), float(a.max()), float(b.min()), float(b.max()))
+        self.sum_d2 += sum_d2
+        self.sum_a2 += sum_a2
+        self.sum_b2 += sum_b2
+        self.dot += float(np.dot(a, b))
+        return True
+
+    def _extremes(self, a_lo: float, a_hi: float, b_lo: float, b_hi: float) -> None:
+        self._side("a", a_lo, a_hi)
+        self._side("b", b_lo, b_hi)
+
+    def _side(self, side: str, lo: float, hi: float) -> None:
+        """The smallest and largest finite value of one side's block (none: nothing finite in it)."""
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return
+        setattr(self, f"{side}_min", min(getattr(self, f"{side}_min"), lo))
+        setattr(self, f"{side}_max", max(getattr(self, f"{side}_max"), hi))
+        if lo != 0.0 or hi != 0.0:
+            setattr(self, f"{side}_nonzero", True)
+        if max(abs(lo), abs(hi)) > HUGE:
+            setattr(self, f"{side}_huge", True)
 
     def _add(self, np, a, b) -> None:
         self.n += a.size
@@ -133,11 +171,8 @@ class Accumulator:
         self.inf_new += int(np.count_nonzero(np.isinf(b) & ~np.isinf(a)))
         fin_a, fin_b = np.isfinite(a), np.isfinite(b)
         both = fin_a & fin_b
-        if not both.all():
-            a0 = np.where(both, a, 0.0)
-            b0 = np.where(both, b, 0.0)
-        else:
-            a0, b0 = a, b
+        a0 = np.where(both, a, 0.0)
+        b0 = np.where(both, b, 0.0)
         d = b0 - a0
         if d.size:
             self.max_abs = max(self.max_abs, float(np.max(np.abs(d))))
@@ -145,17 +180,10 @@ class Accumulator:
         self.sum_a2 += float(np.dot(a0, a0))
         self.sum_b2 += float(np.dot(b0, b0))
         self.dot += float(np.dot(a0, b0))
-        for values, finite, side in ((a, fin_a, "a"), (b, fin_b, "b")):
-            kept = values[finite]
-            if not kept.size:
-                continue
-            lo, hi = float(kept.min()), float(kept.max())
-            setattr(self, f"{side}_min", min(getattr(self, f"{side}_min"), lo))
-            setattr(self, f"{side}_max", max(getattr(self, f"{side}_max"), hi))
-            if lo != 0.0 or hi != 0.0:
-                setattr(self, f"{side}_nonzero", True)
-            if max(abs(lo), abs(hi)) > HUGE:
-                setattr(self, f"{side}_huge", True)
+        kept_a, kept_b = a[fin_a], b[fin_b]
+        inf = math.inf
+        self._extremes(float(kept_a.min()) if kept_a.size else inf, float(kept_a.max()) if kept_a.size else -inf,
+                       float(kept_b.min()) if kept_b.size else inf, float(kept_b.max()) if kept_b.size else -inf)
 
     def figures(self) -> Figures:
         if self.n == 0:
