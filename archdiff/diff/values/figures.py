@@ -49,6 +49,12 @@ def bytes_equal(a, b) -> bool:
     return bool(np.array_equal(a.view(view), b.view(view)))
 
 
+def _dot(np, x, y) -> float:
+    """x · y in float64 by numpy's own loop: a threaded BLAS ``dot`` is several times slower than this on
+    a machine whose cores are busy (measured: 0.16 s against 0.03 s for 6.5 million elements)."""
+    return float(np.einsum("i,i->", x, y))
+
+
 def numeric(dtype) -> bool:
     """A dtype whose values the figures can be computed for (booleans, integers, reals)."""
     return dtype.kind in "biuf" and not dtype.hasobject
@@ -115,6 +121,7 @@ class Accumulator:
         self.b_max = -math.inf
         self.a_huge = False
         self.b_huge = False
+        self._work = None
 
     def add(self, a, b) -> None:
         np = _np()
@@ -123,19 +130,30 @@ class Accumulator:
         for start in range(0, a.size, CHUNK_ELEMENTS):
             pa, pb = a[start:start + CHUNK_ELEMENTS], b[start:start + CHUNK_ELEMENTS]
             # Counted in the stored dtype (no copy to float64): NaN on both sides is no change.
-            unequal = pa != pb
-            changed = int(np.count_nonzero(unequal))
-            a64, b64 = pa.astype(np.float64), pb.astype(np.float64)
-            if not self._add_finite(np, a64, b64):
+            changed = int(np.count_nonzero(pa != pb))
+            a64, b64, d = self._buffers(np, pa.size)
+            np.copyto(a64, pa, casting="unsafe")
+            np.copyto(b64, pb, casting="unsafe")
+            if not self._add_finite(np, a64, b64, d):
                 self._add(np, a64, b64)
                 continue
             self.n += a64.size
             self.changed += changed
 
-    def _add_finite(self, np, a, b) -> bool:
-        """The common case, every element finite: a few passes, mostly BLAS dot products. False: not all finite."""
-        d = b - a
-        sum_d2, sum_a2, sum_b2 = float(np.dot(d, d)), float(np.dot(a, a)), float(np.dot(b, b))
+    def _buffers(self, np, n: int):
+        """Three float64 work arrays of ``n`` elements, allocated once per variable (first-touch costs as much
+        as the arithmetic)."""
+        if self._work is None or self._work[0].size < n:
+            self._work = tuple(np.empty(n, dtype=np.float64) for _ in range(3))
+        return tuple(w[:n] for w in self._work)
+
+    def _add_finite(self, np, a, b, d) -> bool:
+        """The common case, every element finite: a few passes, mostly dot products. False: not all finite.
+
+        The sums are :func:`_dot` (numpy's own loops, not BLAS).
+        """
+        np.subtract(b, a, out=d)
+        sum_d2, sum_a2, sum_b2 = _dot(np, d, d), _dot(np, a, a), _dot(np, b, b)
         if not (math.isfinite(sum_d2) and math.isfinite(sum_a2) and math.isfinite(sum_b2)):
             return False  # a NaN or Inf somewhere (or sums beyond float64): the careful path
         if d.size:
@@ -144,7 +162,7 @@ class Accumulator:
         self.sum_d2 += sum_d2
         self.sum_a2 += sum_a2
         self.sum_b2 += sum_b2
-        self.dot += float(np.dot(a, b))
+        self.dot += _dot(np, a, b)
         return True
 
     def _extremes(self, a_lo: float, a_hi: float, b_lo: float, b_hi: float) -> None:
@@ -176,10 +194,10 @@ class Accumulator:
         d = b0 - a0
         if d.size:
             self.max_abs = max(self.max_abs, float(np.max(np.abs(d))))
-        self.sum_d2 += float(np.dot(d, d))
-        self.sum_a2 += float(np.dot(a0, a0))
-        self.sum_b2 += float(np.dot(b0, b0))
-        self.dot += float(np.dot(a0, b0))
+        self.sum_d2 += _dot(np, d, d)
+        self.sum_a2 += _dot(np, a0, a0)
+        self.sum_b2 += _dot(np, b0, b0)
+        self.dot += _dot(np, a0, b0)
         kept_a, kept_b = a[fin_a], b[fin_b]
         inf = math.inf
         self._extremes(float(kept_a.min()) if kept_a.size else inf, float(kept_a.max()) if kept_a.size else -inf,
