@@ -17,7 +17,7 @@ import pytest
 from support import FIXTURES
 
 import archdiff
-from archdiff.diff import DiffOptions, diff
+from archdiff.diff import DiffOptions, diff, validate_diff
 from archdiff.diff.policy import check, parse_policy
 from archdiff.diff.values import compare_weights, figures_of
 
@@ -80,6 +80,10 @@ def test_one_kernel_times_two_is_not_identical(tmp_path):
     # The change is the layer's, of the new kind, kept apart from shape changes.
     (m,) = d.changed
     assert [(c.kind, c.path, c.effect) for c in m.changes] == [("values", f"values.{var.name}", "values-changed")]
+    validate_diff(d)  # written in the vocabulary, classified as its changes say
+    # --ignore hides value changes like any other path.
+    hidden = diff(archdiff.load(K3_WEIGHTS), archdiff.load(tmp_path / "b.weights.h5"), DiffOptions(ignore=("values.*",)))
+    assert hidden.identical and hidden.ignored == 1
 
 
 def test_every_variable_is_reported_with_numpys_figures(tmp_path):

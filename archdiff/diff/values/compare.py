@@ -218,10 +218,13 @@ def preload() -> None:
 
 
 def has_stored_weights(arch: Architecture) -> bool:
-    """Whether ``arch`` came from a file whose weights a store can read."""
+    """Whether ``arch`` came from a file whose weights a store can read: variables with datasets in it
+    (weight specs inferred from a config alone, or a ``.keras`` without ``model.weights.h5``, have none)."""
     from archdiff.store import store_class
 
-    return bool(arch.has_weights and arch.source.path and store_class(arch.source.format) is not None)
+    if not (arch.has_weights and arch.source.path and store_class(arch.source.format) is not None):
+        return False
+    return any(w.location for layer in arch.layers for w in layer.weights or ())
 
 
 def _open(arch: Architecture, stack: ExitStack):
