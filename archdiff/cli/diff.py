@@ -30,6 +30,10 @@ _FORMAT_HELP = {"text": "text (git-diff-like)", "json": "json (schema: archdiff/
                 "html": "html (a self-contained page with the graphs; needs -o)"}
 
 
+#: Names of files that can hold weights (values are compared only when both do).
+_WEIGHT_FILES = (".keras", ".h5", ".hdf5", ".weights.json")
+
+
 def _and(words) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
@@ -165,7 +169,7 @@ def run_diff(args) -> int:
         from archdiff.diff.policy import load_policy
 
         policy = load_policy(args.policy)
-    if options.values != "off":
+    if options.values != "off" and all(str(x).lower().endswith(_WEIGHT_FILES) for x in (args.a, args.b)):
         from archdiff.diff.values import preload
 
         preload()
