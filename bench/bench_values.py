@@ -7,6 +7,8 @@ Rows (fresh processes, same run):
   and the rest are bitwise equal) vs a bare h5py + numpy loop that reads every dataset of both files'
   weights (the same bytes, extracted from the zips before timing) and compares them
   (``np.array_equal``): the least a user would write. Target: within 1.5x (speedup >= 0.67).
+* The same pair with ``--values equal`` and with ``--topology-only`` (what reading the architectures
+  costs by itself), for reference.
 * Peak memory (``ru_maxrss`` of the child) of ``archdiff diff`` on a pair of Keras 3 ``.weights.h5``
   files written with h5py for the bench (a few big float32 tensors, B another seed: every big variable
   changed, every figure computed), vs the bare loop. By default four 128 MiB tensors per file;
@@ -102,6 +104,12 @@ def run() -> list[dict]:
         rows.append(row("diff --values equal ResNet50 .keras pair (no figures)", equal,
                         "bare h5py + numpy loop: read and compare every dataset", bare,
                         note=_cpu_note(equal_cpu, bare_cpu)))
+        topology, topology_cpu = _measure(archdiff_argv("diff", str(a), str(b), "--format", "json", "--fail-on",
+                                                        "none", "--topology-only"))
+        rows.append(row("diff --topology-only ResNet50 .keras pair (the architecture alone: what values add to)",
+                        topology, "bare h5py + numpy loop: read and compare every dataset", bare,
+                        note=f"values add {ours - topology:.2f} s wall, {ours_cpu - topology_cpu:.2f} s CPU to it; "
+                             + _cpu_note(topology_cpu, bare_cpu)))
     rows.append(big_row())
     return rows
 
