@@ -82,7 +82,8 @@ def test_one_kernel_times_two_is_not_identical(tmp_path):
     assert [(c.kind, c.path, c.effect) for c in m.changes] == [("values", f"values.{var.name}", "values-changed")]
     validate_diff(d)  # written in the vocabulary, classified as its changes say
     # --ignore hides value changes like any other path.
-    hidden = diff(archdiff.load(K3_WEIGHTS), archdiff.load(tmp_path / "b.weights.h5"), DiffOptions(ignore=("values.*",)))
+    hidden = diff(archdiff.load(K3_WEIGHTS), archdiff.load(tmp_path / "b.weights.h5"),
+                  DiffOptions(ignore=("values.*",)))
     assert hidden.identical and hidden.ignored == 1
 
 

@@ -277,7 +277,7 @@ def _pair_layer(a: Architecture, la: Layer, b: Architecture, lb: Layer):
     if set(ga) != set(gb):
         only = sorted(set(ga) ^ set(gb))
         return None, f"the layers inside differ ({', '.join(k or '(its own variables)' for k in only[:5])})"
-    out = []
+    out: list[tuple] = []
     for key in gb:
         paired, how, reason = pair_variables(ga[key], gb[key])
         if paired is None:

@@ -121,7 +121,7 @@ class Accumulator:
         self.b_max = -math.inf
         self.a_huge = False
         self.b_huge = False
-        self._work = None
+        self._work: tuple | None = None
 
     def add(self, a, b) -> None:
         np = _np()
@@ -145,7 +145,8 @@ class Accumulator:
         as the arithmetic)."""
         if self._work is None or self._work[0].size < n:
             self._work = tuple(np.empty(n, dtype=np.float64) for _ in range(3))
-        return tuple(w[:n] for w in self._work)
+        work = self._work
+        return tuple(w[:n] for w in work)
 
     def _add_finite(self, np, a, b, d) -> bool:
         """The common case, every element finite: a few passes, mostly dot products. False: not all finite.
