@@ -23,7 +23,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
-from archdiff.diff.values.figures import UNKNOWN, Accumulator, Figures, bytes_equal, numeric
+from archdiff.diff.values.figures import UNKNOWN, Accumulator, Figures, bytes_equal, numeric, report_float
 from archdiff.vocabulary import VALUE_MODES as VALUE_MODES  # re-exported
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ class LayerValues:
 
 
 def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
+    return report_float(value)
 
 
 @dataclass(frozen=True)

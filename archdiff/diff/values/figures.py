@@ -84,16 +84,22 @@ class Figures:
         return bool(self.nan_introduced or self.inf_introduced)
 
     def to_dict(self) -> dict:
-        return {"max_abs_diff": _json_float(self.max_abs_diff), "relative_change": _json_float(self.relative_change),
-                "cosine": _json_float(self.cosine), "fraction_changed": _json_float(self.fraction_changed),
+        return {"max_abs_diff": report_float(self.max_abs_diff), "relative_change": report_float(self.relative_change),
+                "cosine": report_float(self.cosine), "fraction_changed": report_float(self.fraction_changed),
                 "elements_changed": self.elements_changed, "nan_introduced": self.nan_introduced,
                 "inf_introduced": self.inf_introduced, "suspicious": list(self.suspicious)}
 
 
-def _json_float(value: float | None) -> float | None:
+#: Significant digits a figure keeps in reports: the last digits of a float64 sum depend on the order numpy
+#: adds in, which depends on the CPU's vector width, and a report must read the same on every machine.
+DIGITS = 12
+
+
+def report_float(value: float | None) -> float | None:
+    """A figure for a report: None where unknown or not finite, else rounded to :data:`DIGITS` digits."""
     if value is None or not math.isfinite(value):
         return None
-    return float(value)
+    return float(f"{value:.{DIGITS}g}")
 
 
 #: The figures of a variable whose values are not numbers: only "changed" is known.

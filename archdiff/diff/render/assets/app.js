@@ -770,8 +770,10 @@
     showDetails(k);
   }
 
-  function pct(x) { return x == null ? "?" : (x * 100 >= 100 ? (x * 100).toFixed(0) : (x * 100).toPrecision(3)) + "%"; }
-  function num(x) { return x == null ? "?" : Number(x).toPrecision(4).replace(/\.?0+(e|$)/, "$1"); }
+  // As the text report writes figures (archdiff.diff.render.common.number_text): 3 significant digits for a
+  // percentage (whole numbers from 100%), 4 for the rest, no trailing zeros.
+  function pct(x) { return x == null ? "?" : (x * 100 >= 100 ? (x * 100).toFixed(0) : String(Number((x * 100).toPrecision(3)))) + "%"; }
+  function num(x) { return x == null ? "?" : String(Number(Number(x).toPrecision(4))); }
   function figuresText(f) {
     if (!f) return "changed (figures not computed: --values equal)";
     var bits = ["max |Δ| " + num(f.max_abs_diff), "relative " + pct(f.relative_change), "cosine " + num(f.cosine),
