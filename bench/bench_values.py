@@ -7,6 +7,8 @@ Rows (fresh processes, same run):
   and the rest are bitwise equal) vs a bare h5py + numpy loop that reads every dataset of both files'
   weights (the same bytes, extracted from the zips before timing) and compares them
   (``np.array_equal``): the least a user would write. Target: within 1.5x (speedup >= 0.67).
+* The same bare loop reading the ``.keras`` zips' members through Python file objects (what a user
+  writes without extracting them), for reference.
 * The same pair with ``--values equal`` and with ``--topology-only`` (what reading the architectures
   costs by itself), for reference.
 * Peak memory (``ru_maxrss`` of the child) of ``archdiff diff`` on a pair of Keras 3 ``.weights.h5``
@@ -48,8 +50,10 @@ def _perturbed_copy(src: Path, dst: Path) -> tuple[int, int]:
                     owner = obj.parent.attrs.get("name", "")
                     owner = owner.decode() if isinstance(owner, bytes) else str(owner)
                     if owner.startswith({PERTURBED!r}):
-                        obj[...] = obj[...] * (1 + 0.01 * gen.standard_normal(obj.shape)).astype(obj.dtype)
-                        changed += 1
+                        old = obj[...]
+                        new = old * (1 + 0.01 * gen.standard_normal(obj.shape)).astype(obj.dtype)
+                        obj[...] = new
+                        changed += int(not np.array_equal(old, new))  # a zero bias stays zero
             f.visititems(visit)
         print(changed, total)
     """)
@@ -83,6 +87,23 @@ def _bare_loop(a: Path, b: Path) -> str:
     """)
 
 
+def _bare_zip_loop(a: Path, b: Path) -> str:
+    """The same loop on the ``.keras`` files themselves: h5py on each zip's member as a Python file object."""
+    return textwrap.dedent(f"""
+        import zipfile, h5py, numpy as np
+        changed = 0
+        with zipfile.ZipFile({str(a)!r}) as za, zipfile.ZipFile({str(b)!r}) as zb, \\
+                za.open("model.weights.h5") as ma, zb.open("model.weights.h5") as mb, \\
+                h5py.File(ma, "r") as fa, h5py.File(mb, "r") as fb:
+            names = []
+            fa.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+            for n in names:
+                if not np.array_equal(fa[n][()], fb[n][()]):
+                    changed += 1
+        print(changed)
+    """)
+
+
 def run() -> list[dict]:
     rows = []
     a = ensure_application("ResNet50", "keras")
@@ -99,6 +120,10 @@ def run() -> list[dict]:
                         bare, target="within 1.5x (speedup >= 0.67)",
                         note="archdiff also reads both configs and diffs the architecture; "
                              + _cpu_note(ours_cpu, bare_cpu)))
+        bare_zip, bare_zip_cpu = _measure([PYTHON, "-c", _bare_zip_loop(a, b)])
+        rows.append(row("diff values ResNet50 .keras pair (the same)", ours,
+                        "the bare loop on the .keras zips (h5py on each member as a Python file object)", bare_zip,
+                        note=_cpu_note(ours_cpu, bare_zip_cpu)))
         equal, equal_cpu = _measure(archdiff_argv("diff", str(a), str(b), "--format", "json", "--fail-on", "none",
                                                   "--values", "equal"))
         rows.append(row("diff --values equal ResNet50 .keras pair (no figures)", equal,
