@@ -25,7 +25,20 @@ def model_from_yaml(text_or_path, custom_objects=None, *, safe_mode: bool = True
     return _impl(text_or_path, custom_objects=custom_objects, safe_mode=safe_mode)
 
 
+def compare_weights(a, b, *, mode: str = "figures", detect_renames: bool = True, maps: tuple = ()):
+    """Compare the weight values of two model or weight files, variable by variable, without TensorFlow.
+
+    Returns :class:`archdiff.diff.values.ValueComparison` (see
+    :func:`archdiff.diff.values.compare_weights`); ``archdiff.diff.diff(a, b)``
+    carries the same comparison in its result (``.values``).
+    """
+    from archdiff.diff.values import compare_weights as _impl
+
+    return _impl(a, b, mode=mode, detect_renames=detect_renames, maps=maps)
+
+
 __all__ = [
     "ArchdiffError", "Architecture", "InputError", "Layer", "MissingDependencyError",
-    "TopologyUnknownError", "WeightSpec", "layer_rows", "load", "model_from_yaml", "summary", "to_graph",
+    "TopologyUnknownError", "WeightSpec", "compare_weights", "layer_rows", "load", "model_from_yaml", "summary",
+    "to_graph",
 ]

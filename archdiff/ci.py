@@ -106,6 +106,11 @@ def annotation_message(path: str, d: ArchDiff, policy: PolicyResult | None, exit
     if d.params_delta:
         sign = "+" if d.params_delta > 0 else ""
         lines.append(f"Parameters: {d.a.total_params:,} -> {d.b.total_params:,} ({sign}{d.params_delta:,}).")
+    if d.values is not None and d.values.changed:
+        from archdiff.diff.render.common import values_line
+
+        lines.append(f"Weights: {values_line(d.values)}; most changed: "
+                     + _listed((lv.b for lv in d.values.changed), 3) + ".")
     if policy is not None and not policy.passed:
         for rule in policy.failed[:MAX_LISTED]:
             why = visible(rule.message)

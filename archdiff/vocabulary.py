@@ -8,10 +8,14 @@ plain data: building the parser must not import the diff engine.
 """
 from __future__ import annotations
 
-#: The kinds of difference, from the mildest to the most severe. ``output-changing``: what a model's
+#: The kinds of difference, from the mildest to the most severe. ``values-changed``: the architecture is the
+#: same but weight values differ (training, a moved "frozen" layer, NaNs). ``output-changing``: what a model's
 #: outputs mean changed (an output layer's activation, softmax -> linear, or its number of units/classes).
-KINDS = ("cosmetic", "weights-compatible", "weights-breaking", "output-changing", "interface-changing",
-         "topology-changing")
+KINDS = ("cosmetic", "values-changed", "weights-compatible", "weights-breaking", "output-changing",
+         "interface-changing", "topology-changing")
+#: ``diff --values``: every figure of each changed variable, equal-or-not only (stops at the first
+#: difference), or no value comparison (``--topology-only``).
+VALUE_MODES = ("figures", "equal", "off")
 #: Accepted by ``--fail-on`` besides the kinds.
 FAIL_ON_SPECIAL = ("any", "none")
 #: Every value ``--fail-on`` accepts.

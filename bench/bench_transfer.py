@@ -162,17 +162,18 @@ BIG_TENSORS = 4
 BIG_SHAPE = (8192, 16384)
 
 
-def _write_big(path: Path, seed: int | None) -> None:
+def _write_big(path: Path, seed: int | None, *, tensors: int = BIG_TENSORS, big_shape: tuple = BIG_SHAPE) -> None:
+    """A Keras 3 ``.weights.h5`` of ``tensors`` big float32 tensors and two small ones (seed None: zeros)."""
     run_python(f"""
         import h5py, numpy as np
         gen = np.random.default_rng({seed!r})
         with h5py.File({str(path)!r}, "w") as f:
             layers = f.create_group("layers")
-            for i in range({BIG_TENSORS} + 2):
-                big = i < {BIG_TENSORS}
+            for i in range({tensors} + 2):
+                big = i < {tensors}
                 g = layers.create_group(f"dense_{{i}}" if i else "dense").create_group("vars")
                 g.attrs["name"] = f"block{{i}}"
-                shape = {BIG_SHAPE!r} if big else (1024, 1024)
+                shape = {big_shape!r} if big else (1024, 1024)
                 ds = g.create_dataset("0", shape=shape, dtype="float32")
                 for start in range(0, shape[0], 1024):
                     stop = min(start + 1024, shape[0])

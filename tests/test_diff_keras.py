@@ -14,7 +14,7 @@ import textwrap
 import pytest
 from support import run_cli
 
-from archdiff.diff import diff
+from archdiff.diff import DiffOptions, diff
 from archdiff.diff.matching import match_layers
 from archdiff.read import load
 
@@ -185,10 +185,12 @@ def test_keras2_h5_and_keras3_keras_of_the_same_code_are_identical(same_model):
     assert names2 == names3  # Keras' own view: the same layers
     a, b = load(folder / "k2.h5"), load(folder / "k3.keras")
     assert a.source.dialect == "keras2" and b.source.dialect == "keras3"
-    d = diff(a, b)
+    # The architectures: tf-keras and Keras 3 draw other random initial values from the same seed, which the
+    # value comparison reports (tests/test_diff_values_keras.py ports one file's values into the other).
+    d = diff(a, b, DiffOptions(values="off"))
     assert d.identical, json.dumps([m.to_dict() for m in d.changed] + [c.to_dict() for c in d.io_changes],
                                    default=str)[:3000]
-    proc = run_cli("diff", folder / "k2.h5", folder / "k3.keras")
+    proc = run_cli("diff", folder / "k2.h5", folder / "k3.keras", "--topology-only")
     assert proc.returncode == 0, proc.stdout
 
 

@@ -331,3 +331,38 @@ def test_resnet50_vs_resnet101(browser, tmp_path):
         report.check_clean()
     finally:
         report.close()
+
+
+def test_layers_changed_by_value_are_coloured_and_list_their_figures(browser, tmp_path):
+    """A Keras 3 fixture with one kernel scaled by 1.5 (h5py): its node takes the 10%-100% colour, the legend
+    explains the colours, and its panel lists each variable's figures."""
+    import shutil
+
+    import h5py
+
+    from archdiff.diff.render.html import VALUE_BUCKETS
+
+    a = ROOT / "fixtures" / "keras3" / "nested.keras"
+    b = tmp_path / "retrained.weights.h5"
+    shutil.copy(ROOT / "fixtures" / "keras3" / "nested.weights.h5", b)
+    with h5py.File(b, "r+") as f:
+        kernel = f["layers/dense/vars/0"]
+        kernel[...] = kernel[()] * 1.5  # relative change 50%
+    out = tmp_path / "values.html"
+    expected = _reports(a, b, out)
+    assert expected["values"]["changed"] == ["predictions"]
+    report = Report(browser, out)
+    try:
+        report.check_clean()
+        bucket = sum(0.5 >= bound for bound in VALUE_BUCKETS)
+        assert report.page.locator(f".pane:nth-child(2) .node.vc{bucket}", has_text="predictions").count() == 1
+        assert report.page.locator(".node.vc", has_text="base").count() == 0  # bitwise equal: not coloured
+        report.click_node("predictions")
+        text = report.details()
+        assert "weight values" in text.lower() and "rel 50% · max |Δ|" in text and "bitwise equal" in text
+        legend = report.page.inner_text("#summary") + report.page.inner_text("body")
+        assert "10% – 100%" in legend
+        report.screenshot("html-values-diff.png")
+        report.check_clean()
+    finally:
+        report.close()

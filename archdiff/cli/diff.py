@@ -16,11 +16,22 @@ from archdiff.textfmt import use_colour
 
 # The tables come from archdiff.vocabulary, which the diff stage uses too: building the parser must not
 # import the diff engine, and a help text cannot drift from what the code does.
-from archdiff.vocabulary import DIFF_DEFAULT_FAIL_ON, DIFF_FORMATS, FAIL_ON_CHOICES, GATE_DEFAULT_FAIL_ON, GATE_FORMATS
+from archdiff.vocabulary import (
+    DIFF_DEFAULT_FAIL_ON,
+    DIFF_FORMATS,
+    FAIL_ON_CHOICES,
+    GATE_DEFAULT_FAIL_ON,
+    GATE_FORMATS,
+    VALUE_MODES,
+)
 
 _FORMAT_HELP = {"text": "text (git-diff-like)", "json": "json (schema: archdiff/schemas/diff.schema.json)",
                 "markdown": "markdown (a pull-request comment)",
                 "html": "html (a self-contained page with the graphs; needs -o)"}
+
+
+#: Names of files that can hold weights (values are compared only when both do).
+_WEIGHT_FILES = (".keras", ".h5", ".hdf5", ".weights.json")
 
 
 def _and(words) -> str:
@@ -42,6 +53,13 @@ def _add_diff_options(p, *, formats: tuple[str, ...], default_fail_on: str) -> N
     p.add_argument("--fail-on", action="append", default=[], metavar="KIND",
                    help=f"exit 1 only if the diff has one of these kinds: {', '.join(FAIL_ON_CHOICES)} "
                         f"(repeatable or comma-separated; default: {default_fail_on})")
+    p.add_argument("--values", choices=VALUE_MODES, default=None,
+                   help="compare weight values when both sides carry weights: figures (max |delta|, relative "
+                        "change, cosine, fraction changed, NaN/Inf; the default), equal (equal or not, stops at "
+                        "the first difference) or off")
+    p.add_argument("--topology-only", action="store_true",
+                   help="compare the architectures only: shapes and dtypes of weights, not their values "
+                        "(--values off)")
     p.add_argument("--policy", metavar="FILE", help="a YAML policy to gate on (see docs/diff.md)")
     p.add_argument("--full", action="store_true", help="text: list unchanged layers and long runs in full")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
@@ -107,8 +125,14 @@ def options_from(args, *, default_fail_on=("any",)):
         maps = [parse_map_rule(text, "--map") for text in args.maps]
         for path in args.map_files:
             maps.extend(load_map_file(path))
+    values = getattr(args, "values", None)
+    if getattr(args, "topology_only", False):
+        if values not in (None, "off"):
+            raise UsageError(f"--topology-only compares no values, and --values {values} asks to",
+                             hint="give one of them")
+        values = "off"
     return DiffOptions(detect_renames=args.detect_renames, strict=args.strict, ignore=tuple(args.ignore),
-                       fail_on=fail_on or tuple(default_fail_on), maps=tuple(maps))
+                       fail_on=fail_on or tuple(default_fail_on), maps=tuple(maps), values=values or "figures")
 
 
 def _colour(args) -> bool:
@@ -145,6 +169,10 @@ def run_diff(args) -> int:
         from archdiff.diff.policy import load_policy
 
         policy = load_policy(args.policy)
+    if options.values != "off" and all(str(x).lower().endswith(_WEIGHT_FILES) for x in (args.a, args.b)):
+        from archdiff.diff.values import preload
+
+        preload()
     both = factory_kwargs(args.factory_args)
     a = load(args.a, factory_kwargs={**both, **factory_kwargs(args.factory_args_a)})
     b = load(args.b, factory_kwargs={**both, **factory_kwargs(args.factory_args_b)})

@@ -24,13 +24,16 @@ MAX_TEXT_FALLBACK = 16 * 1024 * 1024
 def register(sub) -> None:
     p = sub.add_parser(
         "textconv", help="print a model as stable, canonical text (git's textconv diff driver)",
-        description="Print the architecture one fact per line, serialization noise removed, so that "
-                    "`git diff` shows what changed. Files that are not readable models, and errors while "
+        description="Print the architecture one fact per line, serialization noise removed, and one line per "
+                    "layer with a short digest of its weight values, so that `git diff` shows what changed. "
+                    "Files that are not readable models, and errors while "
                     "reading one, are printed as the file's own text lines or a one-line placeholder with a "
                     "digest, exit 0, so that git never fails on them.")
     add_model_args(p)
     p.add_argument("--no-fallback", dest="fallback", action="store_false",
                    help="fail (exit 2) on a file that is not a readable model instead of printing a placeholder")
+    p.add_argument("--no-values", dest="values", action="store_false",
+                   help="leave out the per-layer digest of the weight values (reads no tensor data)")
     p.set_defaults(run=run_textconv)
 
 
@@ -38,7 +41,8 @@ def run_textconv(args) -> int:
     from archdiff.diff.canonical import text_form
 
     try:
-        text = text_form(load_model(args))
+        arch = load_model(args)
+        text = text_form(arch, _digests(arch) if getattr(args, "values", True) else None)
     except Exception as exc:  # noqa: BLE001 - git's diff must go on whatever happened (MemoryError too)
         if not args.fallback:
             raise
@@ -46,6 +50,17 @@ def run_textconv(args) -> int:
         return 0
     emit(text)
     return 0
+
+
+def _digests(arch) -> dict[str, str]:
+    """Each layer's weight-value digest (:func:`archdiff.diff.values.layer_digests`); the architecture alone
+    where the weights cannot be read, so that git still shows it."""
+    from archdiff.diff.values import layer_digests
+
+    try:
+        return layer_digests(arch)
+    except ArchdiffError:
+        return {}
 
 
 def _reason(exc: BaseException) -> str:

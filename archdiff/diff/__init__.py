@@ -7,6 +7,7 @@ The modules, in the order the data flows:
 * ``options``: :class:`DiffOptions`; ``canonical``: configs without
   serialization noise; ``ignore``: the ``--ignore`` patterns;
 * ``matching`` (a package): which layer of A is which layer of B;
+* ``values`` (a package): weight values compared variable by variable (``compare_weights``);
 * ``engine``: :func:`diff`, which builds the result; ``result``: :class:`ArchDiff`
   and its records, with ``to_dict()`` and the exit code;
 * ``render`` (a package): text, JSON, Markdown and HTML reports;
@@ -51,6 +52,7 @@ from archdiff.diff.kinds import (
                                 validate_change,
                                 validate_diff,
                                 validate_io_change,
+                                values_changed,
                                 weight_changed,
 )
 from archdiff.diff.matching import Matching, Pair, match_layers
@@ -66,6 +68,7 @@ from archdiff.diff.result import (
                                 ModelInfo,
                                 fails,
 )
+from archdiff.diff.values import LayerValues, ValueComparison, VariableValues, compare_weights
 
 __all__ = [
     # Names exported before the stage was split into modules (keep them).
@@ -80,4 +83,6 @@ __all__ = [
     'Matching', 'Pair', 'match_layers',
     'GATE_DEFAULT_FAIL_ON', 'FileResult', 'GateResult', 'decide', 'find_policy', 'gate_file', 'gate_files',
     'iter_gate_files',
+    # Weight values.
+    'values_changed', 'ValueComparison', 'LayerValues', 'VariableValues', 'compare_weights',
 ]

@@ -266,7 +266,7 @@ def _flatten(value: Any, prefix: str, out: list[tuple[str, Any]]) -> None:
         out.append((prefix, value))
 
 
-def text_form(arch: Architecture) -> str:
+def text_form(arch: Architecture, values: dict[str, str] | None = None) -> str:
     """A stable text form of a model for ``git diff``: one fact per line, noise removed.
 
     No paths, dates or file formats, so the same model always gives the same
@@ -275,6 +275,11 @@ def text_form(arch: Architecture) -> str:
     through :func:`archdiff.safetext.visible` and values are JSON with every
     hidden character as a ``\\u`` escape (:func:`_json_visible`), so no name
     can start a line of its own or hide from the reviewer.
+
+    ``values`` (layer path -> a short digest of its weight values, from
+    :func:`archdiff.diff.values.layer_digests`) adds one ``values:`` line per
+    layer with weights, equal across formats and Keras versions for equal
+    values, so ``git diff`` of a retrained file shows exactly the retrained layers.
     """
     v = visible
     lines = ["# archdiff textconv: the architecture of a Keras model (noise removed; see docs/diff.md)"]
@@ -310,6 +315,8 @@ def text_form(arch: Architecture) -> str:
             for w in layer.weights:
                 flag = "" if w.trainable else " non-trainable"
                 lines.append(f"  weight {v(w.name)}: {_shape(tuple(w.shape))} {v(w.dtype)}{flag}")
+            if values is not None and layer.path in values:
+                lines.append(f"  values: sha256:{values[layer.path]}")
         if layer.config:
             flat: list[tuple[str, Any]] = []
             _flatten(signature_config(layer), "", flat)

@@ -2,7 +2,8 @@
 
 This module owns comparing. It pairs layers with
 :func:`archdiff.diff.matching.match_layers`, compares each pair (class, config,
-trainable flag, weight shapes and dtypes, where its inputs come from), lists
+trainable flag, weight shapes and dtypes, weight values through
+:mod:`archdiff.diff.values` where both sides carry weights, where its inputs come from), lists
 the layers and edges added and removed, compares the model's inputs, outputs
 and parameter totals, and classifies the whole. It never prints:
 :mod:`archdiff.diff.render` formats the result.
@@ -37,6 +38,7 @@ from archdiff.diff.kinds import (
     model_renamed,
     renamed,
     trainable_changed,
+    values_changed,
     weight_changed,
 )
 from archdiff.diff.matching import match_layers
@@ -214,6 +216,7 @@ class _Differ:
         self.matching = matching
         self.notes.extend(matching.notes)
 
+        self.values = self._values(matching)
         matched = tuple(self._pair(p) for p in matching.pairs)
         removed = tuple(self._entry(a, a.by_path[p]) for p in matching.only_a)
         added = tuple(self._entry(b, b.by_path[p]) for p in matching.only_b)
@@ -244,7 +247,7 @@ class _Differ:
             compared_topology=self.topology, model_changes=tuple(model_changes), noise_hidden=self.noise,
             ignored=self.ignored, notes=tuple(self.notes), options=options, kinds=ordered,
             classification=classification, order_a=tuple(layer.path for layer in a.layers),
-            order_b=tuple(layer.path for layer in b.layers),
+            order_b=tuple(layer.path for layer in b.layers), values=self.values,
             architectures=(a, b),
         )
 
@@ -279,12 +282,33 @@ class _Differ:
                 config = [for_output_layer(c) for c in config]  # what the model's outputs mean: output-changing
             changes.extend(config)
         changes.extend(weight_changes(la, lb))
+        changes.extend(self._value_changes(pair))
         if self.topology:
             inputs = self._inputs_change(la, lb)
             if inputs is not None:
                 changes.append(inputs)
         changes = self._keep((pair.a, pair.b), changes)
         return LayerDiff(pair.a, pair.b, pair.how, pair.evidence, la.class_name, lb.class_name, tuple(changes))
+
+    # -- weight values -------------------------------------------------------------
+    def _values(self, matching):
+        """The value comparison of every matched pair, where both sides carry weights and it is asked for."""
+        from archdiff.diff.values import compare_values, has_stored_weights
+
+        if self.options.values == "off" or not (has_stored_weights(self.a) and has_stored_weights(self.b)):
+            return None
+        found = compare_values(self.a, self.b, [(p.a, p.b) for p in matching.pairs], mode=self.options.values)
+        self._values_by_pair = {(lv.a, lv.b): lv for lv in found.layers}
+        return found
+
+    def _value_changes(self, pair) -> list[Change]:
+        if self.values is None:
+            return []
+        found = self._values_by_pair.get((pair.a, pair.b))
+        if found is None:
+            return []
+        return [values_changed(v.name, v.figures.to_dict() if v.figures is not None else None)
+                for v in found.changed]
 
     def _config_changes(self, la: Layer, lb: Layer) -> list[Change]:
         if la.config == lb.config or (la.name != lb.name and same_but_name(la.config, lb.config)):

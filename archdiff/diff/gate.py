@@ -229,6 +229,10 @@ def gate_file(path: str, *, against: str = "HEAD", options: DiffOptions | None =
     from archdiff.read import load
 
     options = options or DiffOptions(fail_on=default_fail_on(policy))
+    if options.values != "off":
+        from archdiff.diff.values import preload
+
+        preload()
     root = gitdriver.repo_root()
     rel = os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
     old = gitdriver.blob_at(against, path)
@@ -244,10 +248,11 @@ def gate_file(path: str, *, against: str = "HEAD", options: DiffOptions | None =
             a = load(old_path)
         except ArchdiffError as exc:
             raise InputError(exc.message, path=f"{against}:{rel}", hint=exc.hint) from None
-    b = load(path)
-    a = _relabel(a, f"{against}:{rel}")
-    b = _relabel(b, rel)
-    d = diff(a, b, options)
+        b = load(path)
+        a = _relabel(a, f"{against}:{rel}")
+        b = _relabel(b, rel)
+        # Inside the block: the value comparison reads the old version's weights from its temporary file.
+        d = diff(a, b, options)
     result = check_policies(d, policy, worktree_policy)
     if policy is None and result is not None:
         # No deciding policy: the default gate decides, and the working tree's policy can add failures.
@@ -278,5 +283,6 @@ def gate_files(paths: Iterable[str], *, against: str = "HEAD", options: DiffOpti
 
 
 def _relabel(arch: Architecture, label: str) -> Architecture:
-    """The old version is read from a temporary file: name it ``REV:PATH`` in the report."""
-    return replace(arch, source=replace(arch.source, path=label))
+    """The old version is read from a temporary file: name it ``REV:PATH`` in the report (``Source.label``;
+    ``Source.path`` stays the file, which the value comparison opens)."""
+    return replace(arch, source=replace(arch.source, label=label))

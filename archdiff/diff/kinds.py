@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 CLASSIFICATIONS = ("identical", *KINDS)
 
 #: The change kinds one matched layer can have.
-CHANGE_KINDS = ("renamed", "class", "config", "trainable", "weight", "inputs")
+CHANGE_KINDS = ("renamed", "class", "config", "trainable", "weight", "values", "inputs")
 #: The effects each change kind can have (``class`` is topology-changing only for the model's own class).
 EFFECTS = {
     "renamed": ("cosmetic",),
@@ -41,6 +41,7 @@ EFFECTS = {
     "config": ("cosmetic", "weights-compatible", "output-changing"),
     "trainable": ("weights-compatible",),
     "weight": ("weights-compatible", "weights-breaking"),
+    "values": ("values-changed",),
     "inputs": ("topology-changing",),
 }
 #: What happened at a change's path: "added" is absent in A, "removed" absent in B.
@@ -96,6 +97,12 @@ def weight_changed(name: str, old: dict[str, Any] | None, new: dict[str, Any] | 
     return Change("weight", f"weights.{name}", old, new, op, "weights-breaking" if breaking else "weights-compatible")
 
 
+def values_changed(name: str, figures: dict[str, Any] | None) -> Change:
+    """A variable whose values differ between A and B (same shape); ``figures`` as
+    :meth:`archdiff.diff.values.Figures.to_dict` gives them, None where only equality was checked."""
+    return Change("values", f"values.{name}", None, figures, "changed", "values-changed")
+
+
 def inputs_changed(old: list[str], new: list[str]) -> Change:
     return Change("inputs", "inputs", old, new, "changed", "topology-changing")
 
@@ -119,12 +126,13 @@ def io_changed(side: str, index: int, what: str, old: Any, new: Any) -> IOChange
 def classify(effects: Iterable[str]) -> tuple[tuple[str, ...], str]:
     """The kinds present (in :data:`KINDS` order) and the classification, from the effects found.
 
-    Any substantive change without a breaking one leaves the weights compatible,
+    Any substantive change of the architecture without a breaking one leaves the weights compatible,
     so ``weights-compatible`` is implied then; the classification is the most
     severe kind, or "identical".
     """
     kinds = set(effects)
-    if kinds - {"cosmetic"} and "weights-breaking" not in kinds:
+    # New values in the same architecture leave it as it was: no architectural kind is implied.
+    if kinds - {"cosmetic", "values-changed"} and "weights-breaking" not in kinds:
         kinds.add("weights-compatible")
     ordered = tuple(k for k in KINDS if k in kinds)
     return ordered, ordered[-1] if ordered else "identical"

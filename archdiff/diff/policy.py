@@ -16,7 +16,15 @@ Example (see docs/diff.md for every key)::
     allow_added: true           # or false, or a list of patterns
     allow_removed: false
     max_param_growth: 10%       # or an absolute number of parameters
+    max_relative_change:        # weight values: ||B-A||/||A|| per layer, first matching pattern
+      "head_*": 50%
+      "*": 5%
+    allow_nonfinite: false      # the default: NaN or Inf appearing in B's weights fails
     fail_on: [weights-breaking, interface-changing]
+
+A frozen layer must also keep its weights bit for bit where both sides carry
+weights (the diff compares values; ``--topology-only`` turns that off, and
+the frozen rule then says it could not check them).
 """
 from __future__ import annotations
 
@@ -33,7 +41,8 @@ from archdiff.errors import InputError
 from archdiff.textfmt import count, percent
 
 POLICY_VERSION = 1
-KEYS = ("version", "frozen", "allow_added", "allow_removed", "max_param_growth", "fail_on")
+KEYS = ("version", "frozen", "allow_added", "allow_removed", "max_param_growth", "max_relative_change",
+        "allow_nonfinite", "fail_on")
 #: Policy files ``archdiff gate`` picks up at the repository root when no --policy is given.
 DEFAULT_NAMES = (".archdiff-policy.yaml", ".archdiff-policy.yml")
 #: At most this many violations are listed per rule; the count says the rest.
@@ -83,6 +92,11 @@ class Policy:
     allow_removed: bool | tuple[LayerPattern, ...] = True
     max_param_growth: ParamGrowth | None = None
     fail_on: tuple[str, ...] = ()
+    #: Weight values: the largest relative change ||B-A||/||A|| a layer matching the pattern may have
+    #: (a fraction: 0.05 is 5%); the first matching pattern decides.
+    max_relative_change: tuple[tuple[LayerPattern, float], ...] = ()
+    #: Whether NaN or Inf may appear in B's weights where A had none.
+    allow_nonfinite: bool = False
 
     def to_dict(self) -> dict:
         def allow(value):
@@ -91,7 +105,9 @@ class Policy:
         return {"source": self.source, "frozen": [str(p) for p in self.frozen],
                 "allow_added": allow(self.allow_added), "allow_removed": allow(self.allow_removed),
                 "max_param_growth": None if self.max_param_growth is None else str(self.max_param_growth),
-                "fail_on": list(self.fail_on)}
+                "fail_on": list(self.fail_on),
+                "max_relative_change": [{"layers": str(p), "limit": limit} for p, limit in self.max_relative_change],
+                "allow_nonfinite": self.allow_nonfinite}
 
 
 @dataclass(frozen=True)
@@ -176,8 +192,42 @@ def parse_policy(document: Any, *, source: str = "<policy>") -> Policy:
         if kind not in KINDS and kind != "any":
             raise bad(f"'fail_on' names '{kind}', which is not a kind of difference",
                       hint=f"use any, {', '.join(KINDS)}")
+    relative = _relative_limits(document.get("max_relative_change"), bad)
+    nonfinite = document.get("allow_nonfinite", False)
+    if not isinstance(nonfinite, bool):
+        raise bad(f"'allow_nonfinite' is {nonfinite!r}; give true or false")
     return Policy(source=source, frozen=frozen, allow_added=allow_added, allow_removed=allow_removed,
-                  max_param_growth=growth, fail_on=tuple(fail_on))
+                  max_param_growth=growth, fail_on=tuple(fail_on), max_relative_change=relative,
+                  allow_nonfinite=nonfinite)
+
+
+def _fraction(value: Any, key: str, bad) -> float:
+    """A limit as a fraction: ``5%`` or ``0.05``."""
+    if isinstance(value, bool):
+        raise bad(f"'{key}' holds {value!r}; give a percentage like 5% or a fraction like 0.05")
+    if isinstance(value, (int, float)) and value >= 0:
+        return float(value)
+    if isinstance(value, str):
+        m = _NUMBER.match(value.strip())
+        if m:
+            number = float(m.group(1).replace(",", "").replace("_", ""))
+            return number / 100 if m.group(2) else number
+    raise bad(f"'{key}' holds {value!r}; give a percentage like 5% or a fraction like 0.05")
+
+
+def _relative_limits(value: Any, bad) -> tuple[tuple[LayerPattern, float], ...]:
+    """``max_relative_change``: a mapping of layer pattern -> limit, or one limit for every layer."""
+    key = "max_relative_change"
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        return ((LayerPattern("*", "glob"), _fraction(value, key, bad)),)
+    out = []
+    for pattern, limit in value.items():
+        if not isinstance(pattern, str) or not pattern:
+            raise bad(f"'{key}' holds the key {pattern!r}; keys are layer names or patterns")
+        out.append((_pattern(pattern, key, bad), _fraction(limit, key, bad)))
+    return tuple(out)
 
 
 def _pattern(item: Any, key: str, bad) -> LayerPattern:
@@ -286,6 +336,8 @@ def check(d: ArchDiff, policy: Policy) -> PolicyResult:
             if unmatched else f"no frozen layer changed ({n} pattern{'s' if n != 1 else ''})",
             _listed(violations + unmatched)))
 
+    rules.extend(_value_rules(d, policy, notes))
+
     for rule, allowed, entries, verb in (("allow_added", policy.allow_added, d.added, "added"),
                                          ("allow_removed", policy.allow_removed, d.removed, "removed")):
         if allowed is True:
@@ -332,6 +384,61 @@ def check(d: ArchDiff, policy: Policy) -> PolicyResult:
             rules.append(RuleResult("fail_on", True,
                                     f"none of {', '.join(policy.fail_on)} in the diff"))
     return PolicyResult(policy, tuple(rules), tuple(notes))
+
+
+def _percent(value: float | None) -> str:
+    from archdiff.diff.render.common import number_text
+
+    return number_text(value, percent=True)
+
+
+def _value_rules(d: ArchDiff, policy: Policy, notes: list[str]) -> list[RuleResult]:
+    """``max_relative_change`` and ``allow_nonfinite`` against the diff's value comparison."""
+    rules = []
+    values = d.values
+    if policy.frozen and values is None and d.matched:
+        notes.append("frozen: weight values were not compared (a side without weights, or --topology-only), "
+                     "so frozen layers were checked for shapes and configs only")
+    if policy.max_relative_change:
+        if values is None or values.mode != "figures":
+            why = ("the values were compared for equality only (--values equal)" if values is not None
+                   else "weight values were not compared (a side without weights, or --topology-only)")
+            rules.append(RuleResult("max_relative_change", False, f"cannot check: {why}"))
+        else:
+            violations = []
+            for lv in values.changed:
+                a_name, b_name = lv.a.rsplit("/", 1)[-1], lv.b.rsplit("/", 1)[-1]
+                hit = next(((p, limit) for p, limit in policy.max_relative_change
+                            if p.matches(a_name, lv.a) or p.matches(b_name, lv.b)), None)
+                if hit is None:
+                    continue
+                for v in lv.changed:
+                    rel = v.figures.relative_change if v.figures is not None else None
+                    if rel is None or rel > hit[1]:
+                        shown = "unknown (A was all zeros)" if rel is None else _percent(rel)
+                        violations.append(f"'{lv.b}' {v.name}: relative change {shown}, over {_percent(hit[1])} "
+                                          f"(max_relative_change '{hit[0]}')")
+            rules.append(RuleResult(
+                "max_relative_change", not violations,
+                f"{len(violations)} variable{'s' if len(violations) != 1 else ''} changed more than allowed"
+                if violations else "every layer within its relative change limit", _listed(violations)))
+    if values is not None and not policy.allow_nonfinite:
+        if values.mode != "figures":
+            rules.append(RuleResult("allow_nonfinite", False,
+                                    "cannot check: the values were compared for equality only (--values equal)"))
+        else:
+            violations = []
+            for lv in values.nonfinite:
+                for v in lv.changed:
+                    f = v.figures
+                    if f is not None and f.nonfinite_introduced:
+                        violations.append(f"'{lv.b}' {v.name}: {f.nan_introduced} NaN and {f.inf_introduced} Inf "
+                                          "introduced")
+            rules.append(RuleResult(
+                "allow_nonfinite", not violations,
+                f"NaN/Inf introduced in {len(violations)} variable{'s' if len(violations) != 1 else ''}"
+                if violations else "no NaN or Inf introduced in the weights", _listed(violations)))
+    return rules
 
 
 def _examples(d: ArchDiff, kinds: Iterable[str]) -> list[str]:

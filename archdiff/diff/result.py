@@ -24,6 +24,7 @@ from archdiff.views import notebook as _notebook
 if TYPE_CHECKING:
     from archdiff.diff.matching import Matching
     from archdiff.diff.options import DiffOptions
+    from archdiff.diff.values import ValueComparison
 
 #: Version of the JSON form; bumped on any change that is not an addition.
 SCHEMA_VERSION = 1
@@ -184,6 +185,9 @@ class ArchDiff:
     #: Both models' layer orders (paths), for renderers that interleave removed layers.
     order_a: tuple[str, ...] = field(repr=False, default=())
     order_b: tuple[str, ...] = field(repr=False, default=())
+    #: The weight values compared (:mod:`archdiff.diff.values`); None where a side has no weights or
+    #: ``options.values`` is "off". Each changed variable is also a ``values`` change of its layer.
+    values: ValueComparison | None = field(default=None)
     #: The two architectures compared, for views that draw them (a notebook's graph); not part of the result.
     architectures: tuple[Any, Any] | None = field(repr=False, compare=False, default=None)
 
@@ -262,6 +266,7 @@ class ArchDiff:
             "io_changes": [c.to_dict() for c in self.io_changes],
             "notes": list(self.notes),
             "nesting": [n.to_dict() for n in self.matching.nestings],
+            "values": None if self.values is None else self.values.to_dict(),
             "policy": None,
         }
 

@@ -40,6 +40,7 @@ from archdiff.transfer.plan import (  # noqa: F401
     UnusedLayer,
     VariableTransfer,
     coverage_refusal,
+    pair_variables,
     plan_transfer,
 )
 from archdiff.transfer.rules import (  # noqa: F401
@@ -48,4 +49,4 @@ from archdiff.transfer.rules import (  # noqa: F401
     parse_map_rule,
 )
 
-__all__ = ['SCHEMA_VERSION', 'WEIGHT_FILE_FORMATS', 'TransferError', 'MapRule', 'parse_map_rule', 'load_map_file', 'TransferOptions', 'FileInfo', 'VAR_ACTIONS', 'LAYER_STATUSES', 'VariableTransfer', 'LayerTransfer', 'UnusedLayer', 'Totals', 'TransferPlan', 'TransferReport', 'coverage_refusal', 'ADAPTERS', 'Adaptation', 'adapt_array', 'plan_adaptation', 'check_output', 'plan_transfer', 'apply_transfer', 'dry_run', 'transfer']
+__all__ = ['SCHEMA_VERSION', 'WEIGHT_FILE_FORMATS', 'TransferError', 'MapRule', 'parse_map_rule', 'load_map_file', 'TransferOptions', 'FileInfo', 'VAR_ACTIONS', 'LAYER_STATUSES', 'VariableTransfer', 'LayerTransfer', 'UnusedLayer', 'Totals', 'TransferPlan', 'TransferReport', 'coverage_refusal', 'ADAPTERS', 'Adaptation', 'adapt_array', 'plan_adaptation', 'check_output', 'pair_variables', 'plan_transfer', 'apply_transfer', 'dry_run', 'transfer']

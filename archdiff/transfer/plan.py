@@ -496,6 +496,17 @@ def _pair_variables(src: tuple[WeightSpec, ...], tgt: tuple[WeightSpec, ...]):
     return list(zip(src, tgt)), "position", None
 
 
+def pair_variables(src: tuple[WeightSpec, ...], tgt: tuple[WeightSpec, ...]):
+    """Pair two layers' variables as a transfer does: by name where both files name them, else by position.
+
+    ``([(spec_a, spec_b), ...], "name" | "position", None)``, or ``(None, None, reason)``
+    where they cannot be paired. The diff's value comparison
+    (:mod:`archdiff.diff.values`) pairs with this too, so both stages agree on which
+    variable is which across formats and Keras versions.
+    """
+    return _pair_variables(src, tgt)
+
+
 #: Variables Keras 3 names differently from Keras 2: DepthwiseConv1D/2D's ``depthwise_kernel`` is its ``kernel``.
 _KERAS3_NAMES = {"depthwise_kernel": "kernel"}
 

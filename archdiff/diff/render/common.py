@@ -35,6 +35,8 @@ def change_text(change: Change) -> str:
         return f"renamed '{change.old}' -> '{change.new}'"
     if change.kind == "inputs":
         return f"inputs: {', '.join(change.old) or '(none)'} -> {', '.join(change.new) or '(none)'}"
+    if change.kind == "values":
+        return f"values {change.path.split('.', 1)[1]}: {figures_text(change.new)}"
     label = change.path
     if change.kind == "weight":
         label = "weight " + change.path.split(".", 1)[1]
@@ -45,6 +47,56 @@ def change_text(change: Change) -> str:
     if change.op == "removed":
         return f"{label}: removed (was {value_text(change.old)})"
     return f"{label}: {value_text(change.old)} -> {value_text(change.new)}"
+
+
+def number_text(value: float | None, *, percent: bool = False) -> str:
+    """A figure on one line: ``?`` where unknown, 4 significant digits (a percentage with ``percent``)."""
+    if value is None:
+        return "?"
+    if percent:
+        value *= 100
+        return f"{value:.0f}%" if value >= 100 else f"{value:.3g}%"
+    return f"{value:.4g}"
+
+
+def layer_figures(layer) -> dict:
+    """A :class:`~archdiff.diff.values.LayerValues`' largest figures, in the form :func:`figures_text` reads."""
+    return {"max_abs_diff": layer.max_abs_diff, "relative_change": layer.relative_change, "cosine": layer.cosine,
+            "fraction_changed": layer.fraction_changed, "nan_introduced": layer.nan_introduced,
+            "inf_introduced": layer.inf_introduced, "suspicious": list(layer.suspicious)}
+
+
+def values_line(values) -> str:
+    """How many layers and variables changed by value, on one line (the reports' summary)."""
+    s = values.summary()
+    if not s["layers"]:
+        return "no paired layer with weights to compare"
+    if not s["variables_changed"]:
+        text = f"all {s['variables_equal']} variables of {s['layers_equal']} layers bitwise equal"
+    else:
+        text = (f"{s['layers_changed']} of {s['layers']} layers changed by value ({s['variables_changed']} of "
+                f"{s['variables']} variables); {s['layers_equal']} layers bitwise equal")
+    if s["variables_not_compared"] or s["layers_not_compared"]:
+        n = s["variables_not_compared"]
+        text += f"; {n} variable{'s' if n != 1 else ''} not compared"
+    return text
+
+
+def figures_text(figures: dict | None) -> str:
+    """A variable's (or a layer's) figures on one line: ``max |Δ| 0.5, relative 12.3%, cosine 0.9921, ...``."""
+    if figures is None:
+        return "changed (figures not computed: --values equal)"
+    bits = [f"max |Δ| {number_text(figures.get('max_abs_diff'))}",
+            f"relative {number_text(figures.get('relative_change'), percent=True)}",
+            f"cosine {number_text(figures.get('cosine'))}",
+            f"{number_text(figures.get('fraction_changed'), percent=True)} of elements changed"]
+    if figures.get("nan_introduced"):
+        bits.append(f"NaN introduced: {figures['nan_introduced']}")
+    if figures.get("inf_introduced"):
+        bits.append(f"Inf introduced: {figures['inf_introduced']}")
+    if figures.get("suspicious"):
+        bits.append("suspicious: " + ", ".join(figures["suspicious"]))
+    return ", ".join(bits)
 
 
 def source_text(info) -> str:

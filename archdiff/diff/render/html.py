@@ -347,6 +347,18 @@ def _side_graph(arch: Architecture, side: str, path_item: dict[str, int],
     return g.to_dict()
 
 
+#: Upper bounds of the colour buckets of a layer's relative change ||B-A||/||A|| (the page's legend says them);
+#: past the last, or unknown (A was all zeros), is the last bucket.
+VALUE_BUCKETS = (0.001, 0.01, 0.1, 1.0)
+
+
+def value_bucket(relative: float | None) -> int:
+    """The colour bucket (0 .. len(VALUE_BUCKETS)) of a layer changed by value."""
+    if relative is None:
+        return len(VALUE_BUCKETS)
+    return next((i for i, bound in enumerate(VALUE_BUCKETS) if relative < bound), len(VALUE_BUCKETS))
+
+
 def diff_data(d, a: Architecture, b: Architecture, *, policy=None, exit_code: int | None = None) -> dict:
     """Everything the diff page shows, as the JSON it embeds (see the module docstring)."""
     from archdiff.diff.render import merged, to_json_dict
@@ -374,6 +386,9 @@ def diff_data(d, a: Architecture, b: Architecture, *, policy=None, exit_code: in
                     item["auto"] = True
             item_of_a[entry.a] = k
             item_of_b[entry.b] = k
+            values = d.values.layer(entry.a, entry.b) if d.values is not None else None
+            if values is not None and values.status == "changed":
+                item["v"] = value_bucket(values.relative_change)
         if layer.is_model:
             item["model"] = True
         if layer.config and (a.has_topology or b.has_topology):

@@ -13,7 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from archdiff import __version__
-from archdiff.diff.render.common import lookalike_pairs, source_text, value_text
+from archdiff.diff.render.common import (
+    layer_figures,
+    lookalike_pairs,
+    number_text,
+    source_text,
+    value_text,
+    values_line,
+)
 from archdiff.diff.result import SCHEMA_VERSION, ArchDiff, Change
 from archdiff.safetext import confusable_note, md_code, md_text
 from archdiff.textfmt import count
@@ -72,17 +79,22 @@ def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -
     if policy is not None:
         out += _md_policy(policy)
 
+    if d.values is not None:
+        out += _md_values(d)
     changed = d.changed
     if changed:
         rows = []
         for m in changed:
             for ch in m.changes:
-                if ch.kind == "renamed":
+                if ch.kind in ("renamed", "values"):  # value changes have their own section
                     continue
                 rows.append(f"| {md_code(m.b)} | {md_escape(m.class_b)} | {md_escape(_md_what(ch))} | "
                             f"{md_code(_md_value(ch.old))} | {md_code(_md_value(ch.new))} | {md_escape(ch.effect)} |")
-        out += _md_details(f"Changed layers ({len(changed)})",
-                           ["| layer | class | what | A | B | effect |", "| --- | --- | --- | --- | --- | --- |"], rows)
+        if rows:
+            shown = sum(1 for m in changed if any(ch.kind not in ("renamed", "values") for ch in m.changes))
+            out += _md_details(f"Changed layers ({shown})",
+                               ["| layer | class | what | A | B | effect |", "| --- | --- | --- | --- | --- | --- |"],
+                               rows)
     if d.renamed:
         rows = [f"| {md_code(m.a)} | {md_code(m.b)} | {md_escape(m.class_b)} | {md_escape(m.how)} | "
                 f"{md_escape('; '.join(m.evidence))}{_md_lookalike(m.a, m.b)} |" for m in d.renamed]
@@ -103,6 +115,43 @@ def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -
                            ["| which | what | A | B |", "| --- | --- | --- | --- |"], rows)
     out.append(f"<sub>archdiff {md_escape(__version__)} · JSON schema {SCHEMA_VERSION}</sub>")
     return "\n".join(out) + "\n"
+
+
+def _md_figures(f: dict) -> list[str]:
+    flags = []
+    if f.get("nan_introduced"):
+        flags.append(f"**NaN** ×{f['nan_introduced']}")
+    if f.get("inf_introduced"):
+        flags.append(f"**Inf** ×{f['inf_introduced']}")
+    flags.extend(f"**{s}**" for s in f.get("suspicious") or ())
+    return [number_text(f.get("relative_change"), percent=True), number_text(f.get("max_abs_diff")),
+            number_text(f.get("cosine")), number_text(f.get("fraction_changed"), percent=True),
+            ", ".join(flags) or "-"]
+
+
+def _md_values(d: ArchDiff) -> list[str]:
+    """The weights section: one line of counts, then the changed layers (most changed first) and variables."""
+    values = d.values
+    assert values is not None
+    out = [f"**Weights:** {md_escape(values_line(values))}.", ""]
+    nonfinite = values.nonfinite
+    if nonfinite:
+        out += [f"> **Warning:** NaN/Inf introduced in {', '.join(md_code(lv.b) for lv in nonfinite[:10])}", ""]
+    if not values.changed:
+        return out
+    rows = []
+    for lv in values.changed:
+        computed = any(v.figures is not None for v in lv.changed)
+        cells = _md_figures(layer_figures(lv)) if computed else ["?", "?", "?", "?", "-"]
+        rows.append(f"| {md_code(lv.b)} | {md_escape(lv.class_name)} | layer ({len(lv.changed)} of "
+                    f"{len(lv.variables)} variables) | " + " | ".join(cells) + " |")
+        for v in lv.changed:
+            cells = _md_figures(v.figures.to_dict()) if v.figures is not None else ["?", "?", "?", "?", "-"]
+            rows.append(f"| | | {md_code(v.name)} | " + " | ".join(cells) + " |")
+    out += _md_details(f"Weights changed ({len(values.changed)} layers, most changed first)",
+                       [r"| layer | class | variable | relative change | max \|Δ\| | cosine | elements changed | flags |",
+                        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"], rows)
+    return out
 
 
 def _md_lookalike(a: str, b: str) -> str:

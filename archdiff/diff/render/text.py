@@ -14,13 +14,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from archdiff.diff.render.common import change_text, lookalike_pairs, merged, source_text, value_text
+from archdiff.diff.render.common import (
+    change_text,
+    figures_text,
+    layer_figures,
+    lookalike_pairs,
+    merged,
+    source_text,
+    value_text,
+    values_line,
+)
 from archdiff.diff.result import ArchDiff, LayerDiff, LayerEntry
 from archdiff.safetext import confusable_note, visible
 from archdiff.textfmt import count, paint
 
 #: Added/removed runs longer than this show their first and last few layers.
 MAX_RUN = 12
+#: Layers changed by value listed with their variables before the rest are counted (``--full``: all).
+MAX_VALUE_LAYERS = 20
 
 
 def _params_text(d: ArchDiff) -> str:
@@ -96,6 +107,13 @@ def render_text(d: ArchDiff, *, colour: bool = False, policy=None, exit_code: in
     lines.append(f"  params   {_params_text(d)}")
     lines.append(f"  inputs   {_io_text(d, 'input')}")
     lines.append(f"  outputs  {_io_text(d, 'output')}")
+    if d.values is not None:
+        lines.append(f"  weights  {values_line(d.values)}")
+        nonfinite = d.values.nonfinite
+        if nonfinite:
+            where = ", ".join(lv.b for lv in nonfinite[:5]) + (" ..." if len(nonfinite) > 5 else "")
+            plural = "s" if len(nonfinite) != 1 else ""
+            lines.append(c(f"           NaN/Inf introduced in {len(nonfinite)} layer{plural}: {where}", "red"))
     for mc in d.model_changes:
         lines.append(visible(f"  model    {change_text(mc)}"))
     for n in d.matching.nestings:
@@ -118,6 +136,9 @@ def render_text(d: ArchDiff, *, colour: bool = False, policy=None, exit_code: in
                      else "  The architectures are identical (serialization noise aside).")
         return "\n".join(lines) + "\n"
 
+    if d.values is not None and d.values.changed:
+        lines.append("")
+        lines.extend(_values_lines(d, c, full))
     lines.append("")
     lines.append(c(f"--- A {d.a.path}", "bold"))
     lines.append(c(f"+++ B {d.b.path}", "bold"))
@@ -167,11 +188,44 @@ def _where(e: LayerEntry, kind: str) -> str:
     return ("  " + "; ".join(bits)) if bits else ""
 
 
+def _values_lines(d: ArchDiff, c, full: bool) -> list[str]:
+    """The layers changed by value, most changed first (relative change ‖B−A‖/‖A‖), with their variables."""
+    assert d.values is not None
+    changed = d.values.changed
+    out = [c("  weights changed, most changed first (relative change ||B-A||/||A||):", "bold")]
+    shown = changed if full else changed[:MAX_VALUE_LAYERS]
+    for lv in shown:
+        name = lv.b if lv.a == lv.b else f"{lv.a} -> {lv.b}"
+        computed = any(v.figures is not None for v in lv.changed)
+        out.append(c(f"  ~ {name} ({lv.class_name})", "yellow")
+                   + visible(f"  {figures_text(layer_figures(lv) if computed else None)}"))
+        for v in lv.changed if computed else ():
+            out.append(visible(f"      {v.name}: {figures_text(v.figures.to_dict() if v.figures else None)}"))
+        equal = [v.name for v in lv.variables if v.status == "equal"]
+        if equal:
+            out.append(c(f"      bitwise equal: {', '.join(equal)}", "dim"))
+    if len(changed) > len(shown):
+        out.append(c(f"  ... and {len(changed) - len(shown)} more layers changed by value (--full lists them)", "dim"))
+    equal_layers = d.values.equal
+    if equal_layers:
+        if full:
+            out.append(c(f"  bitwise equal: {', '.join(lv.b for lv in equal_layers)}", "dim"))
+        else:
+            out.append(c(f"  ... {len(equal_layers)} layer{'s' if len(equal_layers) != 1 else ''} with bitwise-equal "
+                         f"weights ({_span([lv.b for lv in equal_layers])})", "dim"))
+    return out
+
+
 def _layer_lines(m: LayerDiff, c) -> list[str]:
     if m.renamed:
         head = c(f"~ {m.a} -> {m.b} ({m.class_b})", "cyan") + c(f"  renamed, matched by {m.how}", "dim")
     else:
         head = c(f"~ {m.b} ({m.class_b})", "yellow")
+    values = [ch for ch in m.changes if ch.kind == "values"]
+    if values and all(ch.kind in ("values", "renamed") for ch in m.changes):
+        # Its figures are in the weights section above, most changed first.
+        return [head + c(f"  weights changed ({len(values)} variable{'s' if len(values) != 1 else ''}; "
+                         "figures above)", "dim")]
     out = [head]
     for ch in m.changes:
         if ch.kind == "renamed":

@@ -377,6 +377,7 @@
     if (n.item >= 0) {
       st = statusOf(n.item);
       cls += " st-" + st + (ITEMS[n.item].r ? " renamed" : "");
+      if (IS_DIFF && ITEMS[n.item].v != null) cls += " vc vc" + ITEMS[n.item].v;
     } else {
       cls += " implicit st-" + (IS_DIFF ? "same" : "plain");
     }
@@ -769,12 +770,47 @@
     showDetails(k);
   }
 
+  // As the text report writes figures (archdiff.diff.render.common.number_text): 3 significant digits for a
+  // percentage (whole numbers from 100%), 4 for the rest, no trailing zeros.
+  function pct(x) { return x == null ? "?" : (x * 100 >= 100 ? (x * 100).toFixed(0) : String(Number((x * 100).toPrecision(3)))) + "%"; }
+  function num(x) { return x == null ? "?" : String(Number(Number(x).toPrecision(4))); }
+  function figuresText(f) {
+    if (!f) return "changed (figures not computed: --values equal)";
+    var bits = ["max |Δ| " + num(f.max_abs_diff), "relative " + pct(f.relative_change), "cosine " + num(f.cosine),
+      pct(f.fraction_changed) + " of elements changed"];
+    if (f.nan_introduced) bits.push("NaN introduced: " + f.nan_introduced);
+    if (f.inf_introduced) bits.push("Inf introduced: " + f.inf_introduced);
+    if (f.suspicious && f.suspicious.length) bits.push("suspicious: " + f.suspicious.join(", "));
+    return bits.join(", ");
+  }
+  function valuesOf(it) {
+    var V = R && R.values;
+    if (!V || it.a == null || it.b == null) return null;
+    for (var i = 0; i < V.layers.length; i++) if (V.layers[i].a === it.a && V.layers[i].b === it.b) return V.layers[i];
+    return null;
+  }
+  function valueRows(lv) {
+    var rows = lv.variables.map(function (v) {
+      var cls = v.status === "changed" ? "chg" : "";
+      var flags = [];
+      if (v.nan_introduced) flags.push("NaN ×" + v.nan_introduced);
+      if (v.inf_introduced) flags.push("Inf ×" + v.inf_introduced);
+      (v.suspicious || []).forEach(function (x) { flags.push(x); });
+      var what = v.status === "changed" ? (lv.variables.length && v.relative_change == null && v.max_abs_diff == null ? "changed" :
+        "rel " + pct(v.relative_change) + " · max |Δ| " + num(v.max_abs_diff) + " · cos " + num(v.cosine) + " · " + pct(v.fraction_changed) + " of elements") :
+        v.status === "equal" ? "bitwise equal" : v.status === "same-values" ? "same values, other dtype" : "not compared: " + (v.reason || "");
+      return '<tr class="' + cls + '"><th>' + esc(v.name) + "</th><td>" + esc(what) + (flags.length ? ' <span class="chip effect weights-breaking">' + esc(flags.join(", ")) + "</span>" : "") + "</td></tr>";
+    });
+    return '<table class="kv"><tbody>' + rows.join("") + "</tbody></table>";
+  }
   function changeLabel(c) {
+    if (c.kind === "values") return "values " + c.path.split(".").slice(1).join(".");
     if (c.kind === "weight") return "weight " + c.path.split(".").slice(1).join(".");
     if (c.kind === "class") return "class";
     return c.path;
   }
   function oldNew(c) {
+    if (c.kind === "values") return '<span class="new">' + esc(figuresText(c.new)) + "</span>";
     if (c.op === "added") return '<span class="muted">added</span> <span class="new">' + esc(valueText(c.new)) + "</span>";
     if (c.op === "removed") return '<span class="old">' + esc(valueText(c.old)) + '</span> <span class="muted">removed</span>';
     if (c.kind === "inputs") return '<span class="old">' + esc((c.old || []).join(", ") || "(none)") + '</span><span class="to">→</span><span class="new">' + esc((c.new || []).join(", ") || "(none)") + "</span>";
@@ -920,6 +956,8 @@
 
     var wr = weightRows(la, lb);
     if (wr) h.push("<h2>Weights</h2>" + wr);
+    var lv = IS_DIFF ? valuesOf(it) : null;
+    if (lv) h.push("<h2>Weight values</h2>" + (lv.reason ? '<div class="muted">' + esc(lv.reason) + "</div>" : valueRows(lv)));
 
     var nb = neighbours(k);
     h.push("<h2>Inputs from</h2>" + linkList(nb.ins));
@@ -1081,7 +1119,10 @@
       '<span><i class="implicit"></i>implicit input</span><span><i class="run"></i>collapsed run</span></div>';
     return '<h2>Legend</h2><div class="legend"><span><i class="added"></i>added (B only)</span><span><i class="removed"></i>removed (A only)</span>' +
       '<span><i class="changed"></i>changed</span><span><i class="renamed"></i>renamed</span><span><i class="same"></i>unchanged</span>' +
-      '<span><i class="run"></i>collapsed run</span><span><i class="eadd"></i>edge added</span><span><i class="erem"></i>edge removed</span></div>';
+      '<span><i class="run"></i>collapsed run</span><span><i class="eadd"></i>edge added</span><span><i class="erem"></i>edge removed</span></div>' +
+      (R && R.values && R.values.changed.length ? '<h2>Weights changed (relative change ‖B−A‖/‖A‖)</h2><div class="legend">' +
+        '<span><i class="vc0"></i>under 0.1%</span><span><i class="vc1"></i>0.1% – 1%</span><span><i class="vc2"></i>1% – 10%</span>' +
+        '<span><i class="vc3"></i>10% – 100%</span><span><i class="vc4"></i>100% or more (or A was zero)</span><span><i class="same"></i>bitwise equal</span></div>' : "");
   }
   $("summary").addEventListener("click", function (ev) {
     var go = ev.target.closest("[data-goto]");
