@@ -174,7 +174,10 @@ def test_select_backend_sets_keras_backend_before_the_import(monkeypatch):
 
     monkeypatch.setattr(lazy, "loaded_backend", lambda: None)
     monkeypatch.setattr(lazy, "backend_installed", lambda name: True)
-    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    # setenv first, so monkeypatch restores the variable's absence afterwards: select_backend sets
+    # os.environ itself, and a leaked KERAS_BACKEND=jax changed later tests' subprocesses.
+    monkeypatch.setenv("KERAS_BACKEND", "")
+    monkeypatch.delenv("KERAS_BACKEND")
     assert lazy.select_backend("jax") == "jax"
     import os
 

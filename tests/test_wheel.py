@@ -37,9 +37,10 @@ HEAVY = ("tensorflow", "tf-keras", "tf_keras", "keras", "jax", "jaxlib", "torch"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without anything that would make a venv's Python see this source tree."""
+    """The environment without anything that would make a venv's Python see this source tree (or pick a
+    Keras backend for it)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV",
-                                                              "PYTHONSTARTUP", "PYTHONUSERBASE")}
+                                                              "PYTHONSTARTUP", "PYTHONUSERBASE", "KERAS_BACKEND")}
     env.update({"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONNOUSERSITE": "1", "NO_COLOR": "1"})
     env.update(extra)
     return env
