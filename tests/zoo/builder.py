@@ -1,10 +1,11 @@
 """Build zoo models with real Keras and record Keras' own answers: run as a script, never imported by tests.
 
-``python tests/zoo/builder.py k3|k2 FOLDER NAME=SIZE ...`` builds each
+``python tests/zoo/builder.py k3|k2 FOLDER NAME=SIZE[:json] ...`` builds each
 application ``NAME`` of ``keras.applications`` (k3) or ``tf_keras.applications``
 (k2) with ``weights=None`` at input ``SIZE`` x ``SIZE``, seeds every variable
 with distinct random values (so that each variable's bytes say which variable
-it is), saves it in every format its Keras writes, and writes ``truth.json``
+it is), saves it in every format its Keras writes (``:json``: only ``to_json()``, into
+``NAME@json/``, for a cheap look at a large model), and writes ``truth.json``
 last (a folder without it is an unfinished build). Keras 3 and tf-keras never
 share a process.
 
@@ -14,7 +15,7 @@ What ``truth.json`` holds, all read off the live model:
   index, name, path, depth, class, the class in Keras' snake case;
 * ``totals``: ``count_params()``, trainable and non-trainable counts;
 * ``weights``: per layer path, the shape and dtype of each of ``layer.weights``,
-  and a digest of its bytes (sha1 of the C-ordered array);
+  and a digest of its corner ``[:2, :2, ...]`` (its fingerprint: the values are distinct);
 * ``operations``: the Keras 3 operations of the graph (not in ``model.layers``),
   or tf-keras' ``TFOpLambda`` / ``SlicingOpLambda`` layers.
 """
@@ -41,6 +42,12 @@ def digest(array) -> str:
     return hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+def corner(array) -> str:
+    """The digest of the array's corner ``[:2, :2, ...]``: distinct random values make it the variable's
+    fingerprint, and reading it back costs a few bytes (tests/zoo/oracle.py)."""
+    return digest(array[tuple(slice(0, 2) for _ in array.shape)] if array.ndim else array)
+
+
 def snake_case(name: str) -> str:
     """Keras 3's own ``to_snake_case`` (how a ``.weights.h5`` keys a layer's group); tf-keras: the same rule."""
     import importlib
@@ -61,15 +68,16 @@ def rows_of(model, prefix="", depth=0):
     return out
 
 
-def weights_of(model, prefix=""):
+def weights_of(model, prefix="", *, digests=True):
     out = {}
     for layer in model.layers:
         path = prefix + layer.name
         if type(layer).__name__ in ("Functional", "Sequential", "Model"):
-            out.update(weights_of(layer, path + "/"))
+            out.update(weights_of(layer, path + "/", digests=digests))
             continue
         out[path] = [{"shape": list(map(int, w.shape)), "dtype": str(getattr(w.dtype, "name", w.dtype)),
-                      "trainable": bool(w.trainable), "digest": digest(w.numpy())} for w in layer.weights]
+                      "trainable": bool(w.trainable), "corner": corner(w.numpy()) if digests else None}
+                     for w in layer.weights]
     return out
 
 
@@ -94,7 +102,7 @@ def operations_of(keras, flavour, model):
     return sorted({type(l).__name__ for l in model.layers if type(l).__name__ in ("TFOpLambda", "SlicingOpLambda")})
 
 
-def build_one(keras, flavour, name, size, folder):
+def build_one(keras, flavour, name, size, folder, *, json_only=False):
     import numpy as np
 
     os.makedirs(folder, exist_ok=True)
@@ -105,11 +113,15 @@ def build_one(keras, flavour, name, size, folder):
     keras.utils.set_random_seed(0)
     started = time.perf_counter()
     model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3))
-    seed_weights(model, np.random.default_rng(0))
-    files = FORMATS[flavour]
-    if "keras" in files:
+    files = {"json": FORMATS[flavour]["json"]} if json_only else FORMATS[flavour]
+    if not json_only:
+        seed_weights(model, np.random.default_rng(0))
+    if json_only:
+        pass
+    elif "keras" in files:
         model.save(os.path.join(folder, files["keras"]))
-    model.save(os.path.join(folder, files["h5"]))
+    if "h5" in files:
+        model.save(os.path.join(folder, files["h5"]))
     if "weights" in files:
         model.save_weights(os.path.join(folder, files["weights"]))
     if "weights_h5" in files:
@@ -121,7 +133,7 @@ def build_one(keras, flavour, name, size, folder):
     truth = {
         "name": name, "flavour": flavour, "size": size, "keras_version": keras.__version__,
         "rows": rows_of(model), "totals": [int(model.count_params()), trainable, non_trainable],
-        "weights": weights_of(model), "operations": operations_of(keras, flavour, model),
+        "weights": weights_of(model, digests=not json_only), "operations": operations_of(keras, flavour, model),
         "files": files, "build_seconds": round(time.perf_counter() - started, 2),
     }
     tmp = truth_path + ".tmp"
@@ -142,8 +154,11 @@ def main(argv):
     warnings.filterwarnings("ignore")
     logging.getLogger("absl").setLevel(logging.ERROR)
     for spec in specs:
-        name, size = spec.split("=")
-        build_one(keras, flavour, name, int(size), os.path.join(root, name))
+        name, _, size = spec.partition("=")
+        size, _, mode = size.partition(":")
+        json_only = mode == "json"
+        build_one(keras, flavour, name, int(size), os.path.join(root, name + ("@json" if json_only else "")),
+                  json_only=json_only)
     return 0
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zoo.catalog import size_of
+from zoo.catalog import JSON_ONLY, size_of
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILDER = Path(__file__).with_name("builder.py")
@@ -30,20 +30,32 @@ def folder(flavour: str) -> Path:
     return base / f"{package}-{version}-{code}"
 
 
-def ensure(flavour: str, names: tuple[str, ...], *, timeout: int = 3600) -> dict[str, Path]:
-    """Build the models of ``names`` the cache lacks (one Keras process for all of them); their folders."""
-    root = folder(flavour)
-    missing = [n for n in names if not (root / n / "truth.json").exists()]
-    if missing:
-        root.mkdir(parents=True, exist_ok=True)
-        specs = [f"{n}={size_of(n)}" for n in missing]
+def ensure(wanted: dict[str, tuple[str, ...]], *, timeout: int = 3600) -> dict[str, dict[str, Path]]:
+    """Build what the cache lacks of ``{flavour: names}``: one Keras process per flavour, the two side by side
+    (Keras 3 and tf-keras never share a process). ``{flavour: {name: folder}}``."""
+    running = []
+    for flavour, names in wanted.items():
+        root = folder(flavour)
+        missing = [n for n in names if not (root / n / "truth.json").exists()]
+        if missing:
+            root.mkdir(parents=True, exist_ok=True)
+            specs = [f"{n.removesuffix(JSON_ONLY)}={size_of(n)}" + (":json" if n.endswith(JSON_ONLY) else "")
+                     for n in missing]
+            log = (root / "build.log").open("w")
+            proc = subprocess.Popen([sys.executable, str(BUILDER), flavour, str(root), *specs], stdout=log,
+                                    stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            running.append((flavour, proc, log, root / "build.log"))
+    for flavour, proc, log, log_path in running:
         try:
-            proc = subprocess.run([sys.executable, str(BUILDER), flavour, str(root), *specs], capture_output=True,
-                                  text=True, timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:  # a hang guard, not a speed check
+            proc.kill()
             raise AssertionError(f"the {flavour} zoo build hung: still running after {timeout} s") from None
-        assert proc.returncode == 0, f"the {flavour} zoo build failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
-    return {n: root / n for n in names}
+        finally:
+            log.close()
+        assert proc.returncode == 0, \
+            f"the {flavour} zoo build failed (exit {proc.returncode}):\n{log_path.read_text()[-4000:]}"
+    return {flavour: {n: folder(flavour) / n for n in names} for flavour, names in wanted.items()}
 
 
 def truth(model_folder: Path) -> dict:
