@@ -129,6 +129,13 @@ def test_transfer_into_a_zeroed_copy_of_itself_is_bitwise_equal(zoo, flavour, mo
     _fail(oracle.check_transfer(path, tmp_path))
 
 
+@pytest.mark.parametrize(("flavour", "model", "fmt"),
+                         _params("export", ("h5",), ("k2",), only=None if catalog.FULL else catalog.CI_EXPORT))
+def test_a_keras2_file_exports_to_a_config_keras3_loads(zoo, flavour, model, fmt, tmp_path):
+    truth, path = _file(zoo, flavour, model, fmt)
+    _fail(oracle.check_export_to_keras3(truth, path, tmp_path))
+
+
 def test_ci_subset_holds_every_family():
     """Each Keras 3 family is in CI's Keras 3 part; each family only tf-keras has, in its tf-keras part."""
     assert {catalog.family_of(m) for m in catalog.KERAS3_APPS} == {catalog.family_of(m) for m in catalog.CI_KERAS3}

@@ -85,3 +85,30 @@ def test_a_tf_keras_registered_class_shows_its_own_name(tmp_path):
     from archdiff.diff import diff
 
     assert diff(archdiff.load(tmp_path / "custom.h5"), archdiff.load(tmp_path / "custom.json")).identical
+
+
+def test_a_tf_keras_h5_with_a_registered_application_class_exports_for_keras3(tmp_path):
+    """tf-keras' InceptionResNetV2 .h5 names its CustomScaleLayer 'Custom>CustomScaleLayer'; the export must map
+    it to Keras 3's own application class, as it does 'CustomScaleLayer' from to_json() (Keras 3 could not load
+    the export: "Unknown layer: 'Custom>CustomScaleLayer'")."""
+    truth = build_k2("""
+        import importlib
+        scale_layer = importlib.import_module("tf_keras.src.applications.inception_resnet_v2").CustomScaleLayer
+        a, b = keras.Input((4,)), keras.Input((4,))
+        m = keras.Model([a, b], scale_layer(0.17, name="scaled")([keras.layers.Dense(4)(a), b]))
+        m.save(OUT + "/irv2_block.h5")
+        import h5py, json
+        RESULT["stored"] = [l["class_name"] for l in
+                            json.loads(h5py.File(OUT + "/irv2_block.h5").attrs["model_config"])["config"]["layers"]]
+        RESULT["table"] = table(m)
+        RESULT["params"] = m.count_params()
+    """, tmp_path)
+    assert "Custom>CustomScaleLayer" in truth["stored"]
+    from archdiff.cli.main import main
+
+    assert main(["export", str(tmp_path / "irv2_block.h5"), "-o", str(tmp_path / "k3.json")]) == 0
+    import keras
+
+    rebuilt = keras.models.model_from_json((tmp_path / "k3.json").read_text())
+    assert [[i, l.name, type(l).__name__] for i, l in enumerate(rebuilt.layers)] == truth["table"]
+    assert rebuilt.count_params() == truth["params"]

@@ -55,6 +55,10 @@ CI_TF_KERAS = ("ConvNeXtTiny", "EfficientNetB0", "InceptionResNetV2", "MobileNet
 #: nests a Sequential stem).
 CI_TRANSFER = ("MobileNetV3Small", "EfficientNetB0", "ConvNeXtTiny")
 
+#: CI exports to Keras 3 (``archdiff export`` of a tf-keras .h5, loaded by Keras 3) only these: the Keras 2
+#: files that need rewriting the most (TFOpLambda, '/' in names, LayerScale, 'Custom>CustomScaleLayer').
+CI_EXPORT = ("MobileNetV3Small", "ConvNeXtTiny", "InceptionResNetV2", "RegNetY002", "ResNet50")
+
 FULL = os.environ.get("ARCHDIFF_ZOO", "").strip().lower() == "all"
 
 

@@ -247,3 +247,35 @@ def check_diff_identical(a: Path, b: Path) -> list[str]:
 
     result = diff(load(a), load(b))
     return [] if result.identical else [f"{a.name} vs {b.name}: {result.classification}"]
+
+
+def check_export_to_keras3(truth: dict, path: Path, work: Path) -> list[str]:
+    """``archdiff export`` of a Keras 2 file writes a config that Keras 3's ``model_from_json`` loads with the
+    same parameter count and the same layers, but for what Keras 3 changed and the export says: tf-keras'
+    ``TFOpLambda`` become operations (not layers there) and '/' in a name becomes '_'."""
+    import keras
+
+    from archdiff.cli.main import main
+
+    out = work / "export.json"
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(["export", str(path), "-o", str(out)])
+    if code != 0:
+        return [f"export exited {code}: {err.getvalue().strip()[-500:]}"]
+    try:
+        model = keras.models.model_from_json(out.read_text())
+    except Exception as exc:  # noqa: BLE001 - any failure of Keras to load it is the finding
+        return [f"Keras 3 cannot load the export: {type(exc).__name__}: {str(exc)[:300]}"]
+    problems = []
+    if model.count_params() != truth["totals"][0]:
+        problems.append(f"Keras 3 counts {model.count_params()} parameters in the export, "
+                        f"tf-keras {truth['totals'][0]}")
+    want = [(row[1].replace("/", "_"), row[4]) for row in truth["rows"] if row[3] == 0 and row[4] != "TFOpLambda"]
+    got = [(layer.name, type(layer).__name__) for layer in model.layers]
+    if got != want:
+        first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+        problems.append(f"Keras 3's layers of the export differ from tf-keras' ({len(got)} vs {len(want)}); first "
+                        f"at {first}: {got[first] if first < len(got) else None} vs "
+                        f"{want[first] if first < len(want) else None}")
+    return problems
