@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-light lint bench fixtures clean chromium mutate
+.PHONY: install demo test test-light test-zoo lint bench fixtures clean chromium mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: $(STAMP) chromium
 ## Only the tests that need no TensorFlow.
 test-light: $(STAMP)
 	$(PY) -m pytest -q -m "not tensorflow"
+
+## The differential oracle over every keras.applications model (Keras 3 and tf-keras), not just CI's fixed part:
+## builds into .cache/zoo/ (keyed by the Keras version; tens of GB, tens of minutes the first time).
+test-zoo: $(STAMP)
+	ARCHDIFF_ZOO=all $(PY) -m pytest -q -p no:cacheprovider tests/test_zoo.py tests/test_zoo_generated.py tests/test_zoo_regressions.py
 
 ## ruff (lint, import order, complexity) and mypy, as configured in pyproject.toml; CI runs it.
 lint: $(STAMP)

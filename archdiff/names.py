@@ -32,6 +32,14 @@ def canonical_class(class_name: str) -> str:
     return CLASS_ALIASES.get(class_name, class_name)
 
 
+def registered_class(class_name: str) -> str:
+    """The class a config entry names, as ``type(layer).__name__`` shows it: tf-keras writes a registered
+    serializable's ``package>Name`` (``Custom>CustomScaleLayer`` in InceptionResNetV2's ``.h5``) where its
+    ``to_json()`` writes ``CustomScaleLayer``; Keras' registered name is ``package>`` + the class' own name."""
+    package, sep, name = class_name.rpartition(">")
+    return name if sep and package and name else class_name
+
+
 def same_class(a: str, b: str) -> bool:
     """Whether two class names mean one class in Keras 3 (``Model`` and ``Functional`` do)."""
     return canonical_class(a) == canonical_class(b)

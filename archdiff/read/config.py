@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from archdiff.errors import InputError, LimitExceededError
 from archdiff.limits import MAX_LAYERS, MAX_MODEL_DEPTH
 from archdiff.model import MODEL_CLASSES, Call, InputSpec, Layer, TensorRef
-from archdiff.names import is_operation_module
+from archdiff.names import is_operation_module, registered_class
 
 
 @dataclass(frozen=True)
@@ -394,6 +394,7 @@ class _Builder:
                 raise self.fail(
                     f"layer #{position} of model '{parent or config.get('name')}' has no 'class_name' and 'config'"
                 )
+            layer_class = registered_class(layer_class)
             name = entry.get("name", layer_config.get("name"))
             if not isinstance(name, str) or not name:
                 name = f"{layer_class.lower()}_{position}"

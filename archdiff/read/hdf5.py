@@ -440,11 +440,6 @@ def read_legacy_weights(root, *, where: str) -> list[tuple[str, list[VarInfo]]]:
     listed = set(names)
     for layer_name in names:
         check_layer_name(layer_name, f"{root.name}@layer_names", where=where)
-        scope = layer_name.split("/", 1)[0]
-        if scope != layer_name and scope in listed:
-            raise InputError(f"'{root.name}@layer_names' lists '{layer_name}' beside the layer '{scope}': the name "
-                             f"reads as the layer '{layer_name.split('/', 1)[1]}' inside '{scope}'", path=where,
-                             hint="the file is corrupt or was not written by Keras")
         group_path = f"{base}/{layer_name}" if base else layer_name
         if kinds.get(group_path) != "group":
             raise InputError(f"'/{group_path}' named in layer_names should be a group of weights", path=where)
@@ -465,7 +460,25 @@ def read_legacy_weights(root, *, where: str) -> list[tuple[str, list[VarInfo]]]:
                 rel = "/".join(rel_parts[rel_parts.index(layer_name) + 1:])
             infos.append(_fast_dataset_info(root.file, path, rel, where=where))
         result.append((layer_name, infos))
+    _check_slash_names(result, listed, root_name=root.name, where=where)
     return result
+
+
+def _check_slash_names(layers: list[tuple[str, list[VarInfo]]], listed: set[str], *, root_name: str,
+                       where: str) -> None:
+    """A Keras 2 layer name may hold '/' (tf-keras' MobileNetV3 names a layer ``Conv/BatchNorm`` beside its
+    ``Conv``, and Keras loads the file: HDF5 nests the group). Refuse it only where the path is truly two
+    layers: ``a/b`` beside a nested model ``a`` that has a layer ``b`` (its variables are named ``b/...``)."""
+    variables = dict(layers)
+    for layer_name, _ in layers:
+        scope, _, rest = layer_name.partition("/")
+        if not rest or scope not in listed:
+            continue
+        # The longest listed prefix is the layer whose group this name nests in ("a/b/c" beside "a/b").
+        if any(v.name.startswith(rest + "/") for v in variables.get(scope, ())):
+            raise InputError(f"'{root_name}@layer_names' lists '{layer_name}' beside the layer '{scope}': the name "
+                             f"reads as the layer '{rest}' inside '{scope}'", path=where,
+                             hint="the file is corrupt or was not written by Keras")
 
 
 def scan(f, *, where: str) -> dict[str, str]:

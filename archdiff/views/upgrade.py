@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archdiff.errors import NotConvertibleError
+from archdiff.names import registered_class
 from archdiff.views.upgrade_rules import (
     APPLICATION_LAYERS,
     BASE_LAYER_KEYS,
@@ -235,6 +236,10 @@ class _Upgrader:
             out = {"module": "keras.layers", "class_name": class_name, "config": cfg, "registered_name": None}
         elif class_name in APPLICATION_LAYERS:
             out = self.application_layer(class_name, entry, cfg, path)
+        elif class_name.startswith("Custom>") and registered_class(class_name) in APPLICATION_LAYERS:
+            # tf-keras' .h5 writes its application classes under their registered name (InceptionResNetV2's
+            # 'Custom>CustomScaleLayer'; its to_json() writes 'CustomScaleLayer').
+            out = self.application_layer(registered_class(class_name), entry, cfg, path)
         elif class_name in KERAS2_ONLY_LAYERS:
             self.refusals.append(f"'{path}' ({class_name}: {KERAS2_ONLY_LAYERS[class_name]})")
             out = {"class_name": class_name, "config": cfg}
