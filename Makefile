@@ -26,7 +26,7 @@ chromium:
 
 ## Every test, TensorFlow and browser ones included.
 test: $(STAMP) chromium
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist loadfile
 
 ## Only the tests that need no TensorFlow.
 test-light: $(STAMP)
