@@ -102,6 +102,10 @@ class Layer:
     #: A Keras 3 operation on symbolic tensors (``x + y``, ``keras.ops.*``): a node of the graph with no
     #: variables, which Keras' ``model.layers`` does not list.
     is_operation: bool = False
+    #: The file names this layer only by Keras' key, not by its name: a Keras 3 weights-only file keys each
+    #: layer by class in snake case + per-class order in its model's layers (``reshape_1``) and records the
+    #: real name only for layers with variables. ``name`` is then that key.
+    key_only: bool = False
     #: For a nested model: its inputs and outputs in its own scope.
     model_inputs: tuple[TensorRef, ...] = ()
     model_outputs: tuple[TensorRef, ...] = ()

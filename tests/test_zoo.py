@@ -23,17 +23,6 @@ pytestmark = pytest.mark.tensorflow
 
 #: (flavour, model or "*", format or "*", check) -> why archdiff still disagrees with Keras there.
 KNOWN: dict[tuple[str, str, str, str], str] = {}
-_WEIGHTS_ONLY_DIFF = (
-    "diff pairs a weights-only file's layers by order where both names are Keras auto names (activation_3), "
-    "but a weights-only file's order is the HDF5 group order, not model.layers: it reports renames and a "
-    "topology change between a model and its own weights (archdiff/diff/matching, outside this change)")
-for _model in ("ConvNeXtTiny", "InceptionResNetV2", "InceptionV3", "MobileNet", "MobileNetV3Small",
-               "MobileNetV3Large", "NASNetMobile"):
-    KNOWN["k3", _model, "keras~weights", "diff"] = _WEIGHTS_ONLY_DIFF
-KNOWN["k2", "ConvNeXtTiny", "h5~weights_h5", "diff"] = (
-    "diff of a model with its Keras 2 weights-only file, where the weights file holds a nested model's "
-    "variables on the nested model (no layers inside it): reported as topology-changing "
-    "(archdiff/diff/matching, outside this change)")
 
 
 def _known(flavour: str, model: str, fmt: str, check: str):

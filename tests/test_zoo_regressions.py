@@ -12,6 +12,7 @@ import pytest
 from keras_build import build
 
 import archdiff
+from archdiff.diff import DiffOptions, diff
 from archdiff.transfer import transfer
 
 pytestmark = pytest.mark.tensorflow
@@ -112,3 +113,116 @@ def test_a_tf_keras_h5_with_a_registered_application_class_exports_for_keras3(tm
     rebuilt = keras.models.model_from_json((tmp_path / "k3.json").read_text())
     assert [[i, l.name, type(l).__name__] for i, l in enumerate(rebuilt.layers)] == truth["table"]
     assert rebuilt.count_params() == truth["params"]
+
+
+def build_k3(code: str, folder) -> dict:
+    return build("k3", TABLE + textwrap.dedent(code), folder)
+
+
+#: A Keras 3 model whose weightless auto-named layers sort otherwise in HDF5 key order than in model.layers
+#: (MobileNet's dropout / reshape_2 at its end): the shape of the zoo's disagreement, small.
+K3_AUTO_NAMES = """
+    x = inp = keras.Input((4, 4, 3))
+    x = keras.layers.Conv2D(2, 1)(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.ZeroPadding2D(1, name="pad")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dropout(0.1)(x)
+    x = keras.layers.Reshape((6, 12), name="to_matrix")(x)
+    x = keras.layers.Reshape((72,))(x)
+    x = keras.layers.Dropout(0.1)(x)
+    out = keras.layers.Dense(3)(keras.layers.ReLU()(x))
+    m = keras.Model(inp, out)
+    m.save(OUT + "/m.keras")
+    m.save_weights(OUT + "/m.weights.h5")
+    RESULT["table"] = table(m)
+"""
+
+
+def test_a_keras3_model_and_its_own_weights_file_are_identical(tmp_path):
+    """The zoo found 12 models whose .keras and .weights.h5 were reported topology-changing with made-up
+    renames: the order step aligned auto-named layers by the weights file's order, which is HDF5 key order,
+    not model.layers. Keras loads each file's weights into the other's model, so they are the same model."""
+    truth = build_k3(K3_AUTO_NAMES, tmp_path)
+    names = [row[1] for row in truth["table"]]
+    assert sorted(names) != names  # the case: Keras' order is not the key order
+    keras_file, weights_file = archdiff.load(tmp_path / "m.keras"), archdiff.load(tmp_path / "m.weights.h5")
+    assert sorted(l.name for l in weights_file.layers) == sorted(names)  # the file names every layer
+    for a, b in ((keras_file, weights_file), (weights_file, keras_file)):
+        result = diff(a, b)
+        assert result.classification == "identical", result.to_dict()
+        assert not result.renamed and not result.added and not result.removed
+
+
+def test_a_keras3_weights_file_without_names_pairs_by_keras_key(tmp_path):
+    """A Keras 3 weights file that does not record layer names (older writers; here the names stripped with
+    h5py) knows a layer only by Keras' key, class + order: archdiff pairs it with the layer of that key, as
+    Keras' load_weights does, without calling it a rename; and the layer table says the names are keys."""
+    import h5py
+
+    truth = build_k3(K3_AUTO_NAMES + """
+    import numpy as np
+    RESULT["keys"] = {}
+    counts = {}
+    for layer in m.layers:
+        stem = keras.src.utils.naming.to_snake_case(type(layer).__name__)
+        counts[stem] = counts.get(stem, -1) + 1
+        RESULT["keys"][stem if counts[stem] == 0 else f"{stem}_{counts[stem]}"] = layer.name
+    """, tmp_path)
+    with h5py.File(tmp_path / "m.weights.h5", "r+") as f:
+        stripped = 0
+        for key in f["layers"]:
+            vars_group = f["layers"][key].get("vars")
+            if vars_group is not None and not len(vars_group) and "name" in vars_group.attrs:
+                del vars_group.attrs["name"]
+                stripped += 1
+    assert stripped >= 6  # every weightless layer lost its name
+    arch = archdiff.load(tmp_path / "m.weights.h5")
+    keyed = {l.name for l in arch.layers if l.key_only}
+    assert keyed and keyed <= set(truth["keys"])  # Keras' own keys, computed by Keras' naming above
+    assert any("Keras' key" in n for n in arch.notes)
+    result = diff(archdiff.load(tmp_path / "m.keras"), arch)
+    assert result.classification == "identical", result.to_dict()
+    pairs = {p.b: (p.a, p.how) for p in result.matching.pairs if p.b in keyed}
+    # each key with the layer Keras saved under it; a key that is not the name is paired by key, no rename
+    assert pairs == {k: (truth["keys"][k], "name" if truth["keys"][k] == k else "key") for k in keyed}
+    assert {"pad", "to_matrix"} <= {a for a, how in pairs.values() if how == "key"}
+    assert not result.renamed
+
+
+NESTED_K2 = """
+    import numpy as np
+    def stem(units):
+        i = keras.Input((6,))
+        h = keras.layers.Dense(units, name="stem_dense")(i)
+        h = keras.layers.LayerNormalization(name="stem_norm")(h)
+        return keras.Model(i, keras.layers.Activation("relu", name="stem_relu")(h), name="stem")
+    def model(units):
+        inp = keras.Input((6,))
+        return keras.Model(inp, keras.layers.Dense(2, name="head")(stem(units)(inp)), name="outer")
+    a, b = model(5), model(7)
+    a.save(OUT + "/a.h5")
+    a.save_weights(OUT + "/a_weights.h5")
+    b.save_weights(OUT + "/b_weights.h5")
+    RESULT["group"] = [w.name for w in a.get_layer("stem").weights]
+"""
+
+
+def test_a_tf_keras_nested_model_and_its_weights_file_are_identical(tmp_path):
+    """tf-keras' save_weights keeps a nested model's variables in one group named after it (ConvNeXt's stem):
+    diff reported the nested model's layers as removed. They are compared through the group instead, so a
+    model and its own weights file are identical, and a changed inner layer is still found."""
+    truth = build_k2(NESTED_K2, tmp_path)
+    assert all("/" in name for name in truth["group"])  # the case: variables named by their inner layer
+    full, own, other = (archdiff.load(tmp_path / n) for n in ("a.h5", "a_weights.h5", "b_weights.h5"))
+    for x, y in ((full, own), (own, full)):
+        result = diff(x, y)
+        assert result.classification == "identical", result.to_dict()
+        assert not result.removed and not result.added
+        assert any("as one group" in n for n in result.notes)
+    result = diff(full, other, DiffOptions(values="off"))
+    changed = {(d.a, c.path, c.effect) for d in result.matched for c in d.changes}
+    # every variable of the stem's inner layers (TensorFlow's ':0' aside) and the head's kernel (7 -> 5 inputs)
+    want = {("stem", f"weights.{name.rpartition(':')[0]}", "weights-breaking") for name in truth["group"]}
+    assert changed == want | {("head", "weights.kernel", "weights-breaking")}, changed
+    assert "weights-breaking" in result.kinds, result.to_dict()

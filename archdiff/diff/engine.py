@@ -173,11 +173,11 @@ def _info(arch: Architecture) -> ModelInfo:
     return ModelInfo(
         path=arch.source.shown, format=arch.source.format, keras_version=arch.source.keras_version,
         dialect=arch.source.dialect, name=arch.name, class_name=arch.class_name,
-        has_topology=arch.has_topology, has_weights=arch.has_weights, layers=len(arch.layers),
+        has_topology=arch.has_topology, has_weights=arch.has_weights, layers=len(arch.keras_layers()),
         total_params=totals[0] if totals else None, trainable_params=totals[1] if totals else None,
         inputs=tuple(s.to_dict() for s in arch.input_specs),
         outputs=tuple(_output_dict(arch, r) for r in arch.outputs),
-        notes=tuple(arch.notes),
+        notes=tuple(arch.notes), operations=sum(layer.is_operation for layer in arch.layers),
     )
 
 
@@ -188,6 +188,13 @@ def _output_dict(arch: Architecture, ref) -> dict:
         s = layer.output_shapes[ref.tensor_index]
         shape = list(s) if isinstance(s, tuple) else None
     return {"layer": ref.layer, "node_index": ref.node_index, "tensor_index": ref.tensor_index, "shape": shape}
+
+
+def _by_inner_name(groups: dict[str, tuple]) -> dict[str, tuple]:
+    """A nested model's variables by inner layer name rather than relative path, where the names are unique:
+    a Keras 2 weights file names each variable by its own layer only (``conv/kernel:0``), however deep."""
+    names = [k.rpartition("/")[2] for k in groups]
+    return dict(zip(names, groups.values())) if len(set(names)) == len(names) else groups
 
 
 def _scope_of(path: str) -> str:
@@ -217,9 +224,20 @@ class _Differ:
         self.notes.extend(matching.notes)
 
         self.values = self._values(matching)
+        self.held_a, self.held_b = self._held_in_groups(matching)
+        # A file without a topology (a weights-only file, a subclassed model) cannot record Keras 3
+        # operations, which have no variables and are not in model.layers: not removed, not compared.
+        for label, arch, other, only, held in (("A", a, b, matching.only_a, self.held_a),
+                                               ("B", b, a, matching.only_b, self.held_b)):
+            ops = [p for p in only if arch.by_path[p].is_operation]
+            if ops and not other.has_topology:
+                held.update(ops)
+                self.notes.append(f"{label}'s {len(ops)} operation(s) ({', '.join(ops[:3])}"
+                                  f"{', ...' if len(ops) > 3 else ''}) are not compared: the other file has "
+                                  "no topology, so it cannot record operations")
         matched = tuple(self._pair(p) for p in matching.pairs)
-        removed = tuple(self._entry(a, a.by_path[p]) for p in matching.only_a)
-        added = tuple(self._entry(b, b.by_path[p]) for p in matching.only_b)
+        removed = tuple(self._entry(a, a.by_path[p]) for p in matching.only_a if p not in self.held_a)
+        added = tuple(self._entry(b, b.by_path[p]) for p in matching.only_b if p not in self.held_b)
         edges_added: tuple[Edge, ...] = ()
         edges_removed: tuple[Edge, ...] = ()
         io: tuple[IOChange, ...] = ()
@@ -267,7 +285,7 @@ class _Differ:
     def _pair(self, pair) -> LayerDiff:
         la, lb = self.a.by_path[pair.a], self.b.by_path[pair.b]
         changes: list[Change] = []
-        if la.name != lb.name:
+        if la.name != lb.name and pair.how != "key":  # a key is not a name: nothing says the name changed
             changes.append(renamed(la.name, lb.name))
         known = class_known(la.class_name) and class_known(lb.class_name)
         if known and class_of(la) != class_of(lb):
@@ -282,6 +300,8 @@ class _Differ:
                 config = [for_output_layer(c) for c in config]  # what the model's outputs mean: output-changing
             changes.extend(config)
         changes.extend(weight_changes(la, lb))
+        if pair.a in self.grouped or pair.b in self.grouped_b:
+            changes.extend(self._grouped_weight_changes(la, lb))
         changes.extend(self._value_changes(pair))
         if self.topology:
             inputs = self._inputs_change(la, lb)
@@ -289,6 +309,59 @@ class _Differ:
                 changes.append(inputs)
         changes = self._keep((pair.a, pair.b), changes)
         return LayerDiff(pair.a, pair.b, pair.how, pair.evidence, la.class_name, lb.class_name, tuple(changes))
+
+    # -- a nested model kept as one group of variables -----------------------------
+    def _held_in_groups(self, matching) -> tuple[set[str], set[str]]:
+        """The layers of a nested model that the other file keeps as one group of variables.
+
+        A Keras 2 ``save_weights`` file has no layers inside a nested model: it keeps
+        the nested model's variables in one group named after it, each variable
+        named by its inner layer (``stem_conv/kernel:0``). Paired with a file that
+        knows the nested model, its inner layers are not removed: they are compared
+        through that group's variables (:meth:`_grouped_weight_changes`).
+        """
+        from archdiff.diff.values.compare import variables_by_inner_layer
+
+        held: tuple[set[str], set[str]] = (set(), set())
+        self.grouped: set[str] = set()
+        self.grouped_b: set[str] = set()
+        sides = ((self.a, self.b, 0), (self.b, self.a, 1))
+        for pair in matching.pairs:
+            paths = (pair.a, pair.b)
+            for model_arch, group_arch, i in sides:
+                nested, group = model_arch.by_path[paths[i]], group_arch.by_path[paths[1 - i]]
+                if not nested.is_model or group.is_model or group_arch.source.format != "h5-weights":
+                    continue
+                inner = variables_by_inner_layer(group_arch, group)
+                if not inner or "" in inner:
+                    continue
+                held[i].update(d.path for d in model_arch.descendants(nested.path))
+                (self.grouped if i == 0 else self.grouped_b).add(paths[i])
+        for i, found in enumerate((self.grouped, self.grouped_b)):
+            if found:
+                names = sorted(found)
+                more = f" (+{len(names) - 3} more)" if len(names) > 3 else ""
+                shown = ", ".join(f"'{n}'" for n in names[:3]) + more
+                plural = "s" * (len(names) > 1)
+                self.notes.append(f"{'BA'[i]} keeps the variables of {'AB'[i]}'s nested model{plural} {shown} as "
+                                  "one group each (a Keras 2 weights file): their layers are compared through "
+                                  "those variables, by inner layer")
+        return held
+
+    def _grouped_weight_changes(self, la: Layer, lb: Layer) -> list[Change]:
+        """Weight changes between a nested model's inner layers and the group of variables that holds them."""
+        from dataclasses import replace
+
+        from archdiff.diff.values.compare import variables_by_inner_layer
+
+        ga, gb = (_by_inner_name(variables_by_inner_layer(arch, layer)) for arch, layer in ((self.a, la), (self.b, lb)))
+        out: list[Change] = []
+        for inner in sorted(set(ga) | set(gb)):
+            xa = replace(la, weights=ga.get(inner, ()), is_model=False)
+            xb = replace(lb, weights=gb.get(inner, ()), is_model=False)
+            out.extend(replace(c, path=f"weights.{inner}/{c.path.removeprefix('weights.')}")
+                       for c in weight_changes(xa, xb))
+        return out
 
     # -- weight values -------------------------------------------------------------
     def _values(self, matching):

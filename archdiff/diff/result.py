@@ -70,8 +70,9 @@ class LayerDiff:
 
     @property
     def renamed(self) -> bool:
-        # A layer found under a nesting's prefix with its own name is not renamed (the nesting is reported).
-        return self.a != self.b and self.how != "nesting"
+        # A layer found under a nesting's prefix with its own name is not renamed (the nesting is reported),
+        # nor one a weights file knows only by Keras' key (the file does not know its name).
+        return self.a != self.b and self.how not in ("nesting", "key")
 
     def to_dict(self) -> dict:
         return {"a": self.a, "b": self.b, "how": self.how, "evidence": list(self.evidence),
@@ -140,19 +141,23 @@ class ModelInfo:
     class_name: str | None
     has_topology: bool
     has_weights: bool
+    #: The layers Keras lists (``model.layers``, nested models' layers included): operations left out.
     layers: int
     total_params: int | None
     trainable_params: int | None
     inputs: tuple[dict, ...]
     outputs: tuple[dict, ...]
     notes: tuple[str, ...]
+    #: Keras 3 operations (``x + y``, ``keras.ops.*``): nodes of the graph, not in ``model.layers``.
+    operations: int = 0
 
     def to_dict(self) -> dict:
         return {"path": self.path, "format": self.format, "keras_version": self.keras_version,
                 "dialect": self.dialect, "name": self.name, "class_name": self.class_name,
                 "has_topology": self.has_topology, "has_weights": self.has_weights, "layers": self.layers,
                 "total_params": self.total_params, "trainable_params": self.trainable_params,
-                "inputs": list(self.inputs), "outputs": list(self.outputs), "notes": list(self.notes)}
+                "inputs": list(self.inputs), "outputs": list(self.outputs), "notes": list(self.notes),
+                "operations": self.operations}
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def _saved_class(class_name: str) -> str:
 def weights_only_keras3(tree: h5.SaveableNode, *, path: str, fmt: str) -> Architecture:
     layers: list[Layer] = []
 
-    def add(node: h5.SaveableNode, parent: str, depth: int) -> None:
+    def add(node: h5.SaveableNode, parent: str, depth: int, keyed: bool) -> None:
         names = [item.real_name or item.key for item in node.layers]
         if len(set(names)) != len(names):
             twice = next(n for n in names if names.count(n) > 1)
@@ -105,19 +105,25 @@ def weights_only_keras3(tree: h5.SaveableNode, *, path: str, fmt: str) -> Archit
             layers.append(Layer(
                 name=name, path=full, class_name=f"?{stem}", index=None, depth=depth, parent=parent,
                 weights=() if item.is_model else by_nature(stem, [weight_spec(v) for v in item.all_variables()]),
-                is_model=item.is_model, trainable=None,
+                is_model=item.is_model, trainable=None, key_only=keyed and not item.real_name,
             ))
             if item.is_model:
-                add(item, full, depth + 1)
+                add(item, full, depth + 1, True)
 
     keyed_by_class = bool(tree.layers)
     if not tree.layers and tree.objects:
         # A subclassed model: Keras saves its layers under their attribute names.
         tree = h5.SaveableNode(tree.key, tree.path, tree.real_name, tree.variables,
                                layers=[tree.objects[k] for k in sorted(tree.objects, key=h5.natural_key)])
-    add(tree, "", 0)
+    # A subclassed model's attribute names are its own names; a layers container is keyed by class + order.
+    add(tree, "", 0, keyed_by_class)
     notes = ["weights-only file: the topology is unknown (Keras 3 keys weights by class and order, so layer "
              "order and classes are not recorded)"]
+    keys = sum(layer.key_only for layer in layers)
+    if keyed_by_class and _has_real_names(tree) and keys:
+        notes.append(f"{keys} layer(s) without variables have no name in the file: they are shown by Keras' key "
+                     "(class in snake case + order among the layers of that class, e.g. reshape_1), which need "
+                     "not be the layer's name")
     if keyed_by_class and not _has_real_names(tree):
         notes.append("the file holds no layer names (written by tf-keras or Keras 2.13-2.15): layers are shown "
                      "by Keras' auto names, class in snake case + order, e.g. dense_1")

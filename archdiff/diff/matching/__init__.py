@@ -10,6 +10,7 @@ step runs where; each step lives in a module of its own:
 * :mod:`~archdiff.diff.matching.rules`: the user's rename rules (``--map``), applied first;
 * :mod:`~archdiff.diff.matching.nesting`: a model's layers found under a prefix in the other
   (flat into nested and back, under another name, several levels deep), paired next;
+* :mod:`~archdiff.diff.matching.keys`: step 0 (a Keras 3 weights file's layers known only by Keras' key);
 * :mod:`~archdiff.diff.matching.names`: steps 1 and 6 (names);
 * :mod:`~archdiff.diff.matching.renames`: steps 2 to 5 (evidence for renames);
 * :mod:`~archdiff.diff.matching.sequences`: the order-preserving sequence alignment
@@ -20,6 +21,9 @@ walked as below, its pairs made ``nesting``). The work is done scope by scope
 (the top-level model, then each pair of matched nested models), on the layers
 still unpaired, in steps that each cost about linear time:
 
+0. **Keys.** A Keras 3 weights file knows a layer without variables only by
+   Keras' key (class + order: ``reshape_1``); it pairs with the other model's
+   layer of that key, as Keras' ``load_weights`` pairs them (no rename).
 1. **Names.** Layers with the same name are paired, except where both names
    are Keras auto names (``dense_3``): those shift when a layer of the same
    class is inserted earlier, so they are left for the structural steps and
@@ -47,6 +51,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from archdiff.diff.matching.keys import pair_by_key
 from archdiff.diff.matching.names import pair_by_name, pair_left_auto_names
 from archdiff.diff.matching.nesting import Nesting, find_nestings
 from archdiff.diff.matching.renames import ScopeRenames
@@ -55,7 +60,7 @@ from archdiff.diff.matching.state import Pairing
 from archdiff.model import Architecture
 
 #: The ways a pair is made: a rule ("map", "regex"), then from the strongest evidence to the weakest.
-HOW = ("name", "map", "regex", "nesting", "parent", "signature", "neighbours", "order")
+HOW = ("name", "key", "map", "regex", "nesting", "parent", "signature", "neighbours", "order")
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,8 @@ class Pair:
 
     a: str
     b: str
-    #: "name" (same path), a rule ("map", "regex": ``--map``), "nesting" (the same layer
+    #: "name" (same path), "key" (a weights file's layer known only by Keras' key: see
+    #: :mod:`~archdiff.diff.matching.keys`), a rule ("map", "regex": ``--map``), "nesting" (the same layer
     #: under another prefix, see :mod:`~archdiff.diff.matching.nesting`), or how a rename was
     #: found: "parent" (same name inside a renamed nested model), "signature", "neighbours", "order".
     how: str
@@ -85,8 +91,8 @@ class Matching:
     nestings: tuple[Nesting, ...] = ()
 
     def renames(self) -> dict[str, str]:
-        """``a_path -> b_path`` for the pairs not made by name."""
-        return {p.a: p.b for p in self.pairs if p.how != "name"}
+        """``a_path -> b_path`` for the pairs not made by name (nor by a weights file's key)."""
+        return {p.a: p.b for p in self.pairs if p.how not in ("name", "key")}
 
     def nesting_of(self, a_path: str, b_path: str) -> Nesting | None:
         """The nesting that takes A's ``a_path`` to B's ``b_path``, if one does."""
@@ -159,6 +165,9 @@ def _match_scope(m: Pairing, scope_a: str, scope_b: str) -> None:
     """
     kids_a = [k for k in m.A.kids.get(scope_a, []) if k.path not in m.ab]
     kids_b = [k for k in m.B.kids.get(scope_b, []) if k.path not in m.ba]
+    pair_by_key(m, kids_a, kids_b)
+    kids_a = [k for k in kids_a if k.path not in m.ab]
+    kids_b = [k for k in kids_b if k.path not in m.ba]
     weak = pair_by_name(m, scope_a, scope_b, kids_a, kids_b)
     if m.detect:
         ua = [k.path for k in kids_a if k.path not in m.ab]

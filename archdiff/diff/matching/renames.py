@@ -34,6 +34,9 @@ class ScopeRenames:
         self.in_a = set(self.kids_a)
         self.in_b = set(self.kids_b)
         self.topology = m.topology
+        # A Keras 3 weights-only file does not record the layer order (its groups come in HDF5 key
+        # order): aligning by order there pairs unrelated layers, so the order step needs both orders.
+        self.ordered = all(k.index is not None or k.is_operation for k in (*kids_a, *kids_b))
 
     # -- helpers -------------------------------------------------------------------
     def free_a(self) -> list[str]:
@@ -91,7 +94,7 @@ class ScopeRenames:
                 if not made:
                     break
                 self.propagate(made, drift=GUARDED)
-        made = self.order()
+        made = self.order() if self.ordered else []
         if self.topology:
             self.propagate(made)
             # Last, auto names across an edited layer: exact pairs always come first.

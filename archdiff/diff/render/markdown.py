@@ -49,6 +49,7 @@ def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -
             f"| file | {md_code(d.a.path)} | {md_code(d.b.path)} |",
             f"| model | {md_escape(source_text(d.a))} | {md_escape(source_text(d.b))} |",
             f"| layers | {d.a.layers} | {d.b.layers} |",
+            *([f"| operations | {d.a.operations} | {d.b.operations} |"] if d.a.operations or d.b.operations else []),
             f"| params | {count(d.a.total_params)} | {count(d.b.total_params)}{_md_delta(d)} |",
             ""]
     out += ["| change | count |", "| --- | ---: |",

@@ -60,7 +60,10 @@ def _io_text(d: ArchDiff, side: str) -> str:
 
 def _layers_line(d: ArchDiff) -> str:
     s = d.summary()
-    return (f"{d.a.layers} -> {d.b.layers}: {s['matched']} matched ({s['renamed']} renamed, {s['changed']} changed, "
+    def count(info) -> str:
+        return f"{info.layers}" + (f" + {info.operations} operations" if info.operations else "")
+
+    return (f"{count(d.a)} -> {count(d.b)}: {s['matched']} matched ({s['renamed']} renamed, {s['changed']} changed, "
             f"{s['unchanged']} unchanged), {s['added']} added, {s['removed']} removed")
 
 

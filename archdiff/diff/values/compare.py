@@ -241,7 +241,7 @@ def _has_variables(layer: Layer) -> bool:
     return bool(layer.weights) and not layer.is_model
 
 
-def _groups(arch: Architecture, layer: Layer) -> dict[str, tuple]:
+def variables_by_inner_layer(arch: Architecture, layer: Layer) -> dict[str, tuple]:
     """A layer's variables by inner layer: ``{"": own}``, or a nested model's by its layers' relative paths.
 
     A Keras 2 ``save_weights`` file keeps a nested model's variables in one group
@@ -271,7 +271,7 @@ def _pair_layer(a: Architecture, la: Layer, b: Architecture, lb: Layer):
 
     if la.is_model and lb.is_model or not (la.weights or la.is_model) or not (lb.weights or lb.is_model):
         return [], None  # two nested models: their layers are pairs of their own
-    ga, gb = _groups(a, la), _groups(b, lb)
+    ga, gb = variables_by_inner_layer(a, la), variables_by_inner_layer(b, lb)
     if not ga or not gb:
         return [], None
     if set(ga) != set(gb):
