@@ -207,11 +207,11 @@ def test_a_rename_that_collides_is_refused_naming_both(cli, tmp_path):
 
 
 def test_everything_without_a_keras3_equivalent_is_refused_in_one_error(cli, tmp_path):
-    op = {"class_name": "TFOpLambda", "config": {"name": "tf.nn.relu", "trainable": True, "dtype": "float32",
-                                                 "function": "nn.relu"},
-          "name": "tf.nn.relu", "inbound_nodes": [["d", 0, 0, {"name": None}]]}
+    op = {"class_name": "TFOpLambda", "config": {"name": "tf.math.log", "trainable": True, "dtype": "float32",
+                                                 "function": "math.log"},
+          "name": "tf.math.log", "inbound_nodes": [["d", 0, 0, {"name": None}]]}
     model = _functional([_input("in", [4]), _layer("Dense", "d", ["in"], units=2), op,
-                         _layer("ThresholdedReLU", "thr", ["tf.nn.relu"], theta=1.0),
+                         _layer("ThresholdedReLU", "thr", ["tf.math.log"], theta=1.0),
                          _layer("Dense", "hs", ["thr"], units=2, activation="hard_sigmoid"),
                          _layer("DepthwiseConv2D", "dw", ["hs"], kernel_size=[1, 1], groups=2)],
                         ["in"], ["dw"])
@@ -219,7 +219,7 @@ def test_everything_without_a_keras3_equivalent_is_refused_in_one_error(cli, tmp
         upgrade_config(model)
     message = str(caught.value)
     assert "no exact Keras 3 equivalent for 4 layer(s)" in message
-    for name in ("'tf.nn.relu' (TFOpLambda of tf.nn.relu", "'thr' (ThresholdedReLU", "'hs' (activation 'hard_sigmoid'",
+    for name in ("'tf.math.log' (TFOpLambda of tf.math.log", "'thr' (ThresholdedReLU", "'hs' (activation 'hard_sigmoid'",
                  "'dw' (DepthwiseConv2D groups=2"):
         assert name in message
     src = tmp_path / "m.json"
@@ -315,7 +315,7 @@ def refused_models(keras):
     x = keras.Input((4,), name="x")
     out = {
         "slicing": (keras.Model(x, layers.Dense(2)(x[:, 1:])), "SlicingOpLambda"),
-        "tf_function": (keras.Model(x, tf.nn.relu(x)), "TFOpLambda of tf.nn.relu"),
+        "tf_function": (keras.Model(x, tf.math.log(x)), "TFOpLambda of tf.math.log"),
         "thresholded_relu": (keras.Model(x, layers.ThresholdedReLU(0.5, name="thr")(x)), "'thr' (ThresholdedReLU"),
         "conv_lstm_default": (keras.Sequential([keras.Input((2, 4, 4, 1)), layers.ConvLSTM2D(2, 3, name="cl")]),
                               "'cl' (recurrent_activation 'hard_sigmoid'"),

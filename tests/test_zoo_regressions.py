@@ -226,3 +226,70 @@ def test_a_tf_keras_nested_model_and_its_weights_file_are_identical(tmp_path):
     want = {("stem", f"weights.{name.rpartition(':')[0]}", "weights-breaking") for name in truth["group"]}
     assert changed == want | {("head", "weights.kernel", "weights-breaking")}, changed
     assert "weights-breaking" in result.kinds, result.to_dict()
+
+
+def test_tf_keras_unary_functions_export_as_keras3_operations_that_compute_the_same(tmp_path):
+    """tf-keras writes tf.math.tanh(x) & co. on Keras tensors as TFOpLambda layers; the generated models found
+    that export refused them ("no exact Keras 3 operation is mapped"). They are written as the Keras 3
+    operations, and Keras 3's model computes what tf-keras' computes."""
+    import json
+
+    import keras
+    import numpy as np
+
+    from archdiff.cli.main import main
+    from archdiff.views.upgrade_rules import UNARY_OPERATORS
+
+    truth = build_k2("""
+        import numpy as np
+        import tensorflow as tf
+        inp = keras.Input((5,))
+        branches = [tf.math.tanh(inp), tf.nn.tanh(inp), tf.math.abs(inp), tf.math.square(inp),
+                    tf.math.sigmoid(inp), tf.nn.sigmoid(inp), tf.nn.relu(inp)]
+        m = keras.Model(inp, keras.layers.Concatenate()(branches))
+        m.save(OUT + "/ops.h5")
+        x = np.linspace(-3, 3, 20, dtype="float32").reshape(4, 5)
+        RESULT["functions"] = sorted(l.get_config()["function"] for l in m.layers
+                                     if type(l).__name__ == "TFOpLambda")
+        RESULT["y"] = m.predict(x, verbose=0).tolist()
+    """, tmp_path)
+    assert sorted(set(truth["functions"])) == sorted(UNARY_OPERATORS)  # every mapped function built and checked
+    out = tmp_path / "ops.json"
+    assert main(["export", str(tmp_path / "ops.h5"), "-o", str(out)]) == 0
+    model = keras.models.model_from_json(out.read_text())
+    assert not [layer for layer in model.layers if type(layer).__name__ == "TFOpLambda"]
+    assert len([op for op in model.operations if not isinstance(op, keras.layers.Layer)]) == 7
+    x = np.linspace(-3, 3, 20, dtype="float32").reshape(4, 5)
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(truth["y"]), rtol=1e-6, atol=1e-6)
+    assert json.loads(out.read_text())["class_name"] == "Functional"
+
+
+def test_a_layer_called_on_its_own_output_exports_with_known_shapes(tmp_path):
+    """A shared layer called on its own output (d(d(x))): the shape lookup judged the layer's calls together
+    and took the second for a cycle, so an operation after it could not be exported. Each call is now judged on
+    its own inputs: the export has no call in Keras 2's list form and loads in Keras 3 with tf-keras' outputs."""
+    import keras
+    import numpy as np
+
+    from archdiff.cli.main import main
+
+    truth = build_k2("""
+        import numpy as np
+        inp = keras.Input((4,))
+        d = keras.layers.Dense(4, name="shared")
+        y = d(d(inp)) + inp
+        m = keras.Model(inp, y)
+        m.set_weights([np.arange(16, dtype="float32").reshape(4, 4) / 10, np.ones(4, "float32")])
+        m.save(OUT + "/twice.h5")
+        RESULT["y"] = m.predict(np.eye(4, dtype="float32"), verbose=0).tolist()
+    """, tmp_path)
+    out = tmp_path / "twice.json"
+    assert main(["export", str(tmp_path / "twice.h5"), "-o", str(out)]) == 0
+    text = out.read_text()
+    model = keras.models.model_from_json(text)
+    model.load_weights(tmp_path / "twice.h5")
+    np.testing.assert_allclose(np.asarray(model(np.eye(4, dtype="float32"))), np.asarray(truth["y"]), rtol=1e-6)
+    import json
+
+    calls = [n for layer in json.loads(text)["config"]["layers"] for n in layer.get("inbound_nodes", [])]
+    assert calls and all(isinstance(n, dict) for n in calls), calls  # every call in Keras 3's form

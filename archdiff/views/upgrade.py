@@ -54,10 +54,11 @@ from archdiff.views.upgrade_rules import (
     NO_VALUE,
     OPERATORS,
     TARGET_KERAS_VERSION,
+    UNARY_OPERATORS,
 )
 
-#: ``(parent_path, layer_name, tensor_index) -> (shape, dtype)`` of a layer's output, or None.
-ShapeLookup = Callable[[str, str, int], "tuple[list, str] | None"]
+#: ``(parent_path, layer_name, tensor_index, node_index) -> (shape, dtype)`` of a layer's output, or None.
+ShapeLookup = Callable[[str, str, int, int], "tuple[list, str] | None"]
 
 
 @dataclass(frozen=True)
@@ -341,6 +342,12 @@ class _Upgrader:
         function = config.get("function")
         op = OPERATORS.get(function) if isinstance(function, str) else None
         name = _entry_name(entry) or ""
+        unary = UNARY_OPERATORS.get(function) if isinstance(function, str) else None
+        if unary is not None:
+            module, op = unary
+            self.counts[f"TFOpLambda tf.{function} written as the Keras 3 operation {op} (not a layer there)"] += 1
+            return {"module": module, "class_name": op, "config": {"name": name}, "registered_name": op,
+                    "_operator": True, "_unary": True}
         if op is None:
             self.refusals.append(f"'{path}' (TFOpLambda of tf.{function}: no exact Keras 3 operation is mapped)")
             return {"class_name": "TFOpLambda", "config": dict(config)}
@@ -408,11 +415,12 @@ class _Upgrader:
             kw = dict(kw)
             kw.pop("name", None)
             y = kw.pop("y", None)
-            if kw or not single:
+            unary = entry.get("config", {}).get("function") in UNARY_OPERATORS
+            if kw or not single or unary and y is not None:
                 raise NotConvertibleError(
                     f"layer '{path}' (TFOpLambda) is called with {sorted(kw) or 'several inputs'}, "
                     "which is not converted", path=self.where, hint="export with --dialect source")
-            args = [tensors[0], y]
+            args = [tensors[0]] if unary else [tensors[0], y]
             kw = {}
         else:
             args = [tensors[0] if single else tensors]
@@ -428,7 +436,10 @@ class _Upgrader:
 
     def tensor(self, ref: list, parent: str, names, shifted) -> dict | None:
         new = self.ref(ref, names, shifted)
-        found = self.shapes(parent, ref[0], ref[2]) if self.shapes else None
+        # new[1]: the call's index (tf-keras counts a nested model's own graph as its node 0), as archdiff's
+        # calls count them
+        found = self.shapes(parent, ref[0], ref[2], new[1] if isinstance(new[1], int) else 0) \
+            if self.shapes else None
         if found is None:
             return None
         shape, dtype = found
@@ -503,7 +514,7 @@ def _is_functional_entry(entries: list | None, name: str) -> bool:
 
 def _strip_markers(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {k: _strip_markers(v) for k, v in obj.items() if k != "_operator"}
+        return {k: _strip_markers(v) for k, v in obj.items() if k not in ("_operator", "_unary")}
     if isinstance(obj, list):
         return [_strip_markers(v) for v in obj]
     return obj
@@ -551,33 +562,41 @@ def architecture_shapes(arch) -> ShapeLookup:
     """A :data:`ShapeLookup` over the output shapes archdiff read or inferred for ``arch``.
 
     archdiff knows a layer's outputs for its first call; a shared layer's other
-    calls have the same shapes when each call's inputs have the first call's
+    calls have the same shapes when that call's inputs have the first call's
     shapes (an output shape is a function of the config and the input shapes),
-    and are unknown otherwise.
+    and are unknown otherwise. Each call is judged on its own inputs, followed
+    through the node index of each reference, so a layer called on its own
+    output (``d(d(x))``) is known when the shapes agree.
     """
     table: dict[tuple[str, str], Any] = {(layer.parent, layer.name): layer for layer in arch.layers}
-    uniform: dict[tuple[str, str], bool] = {}
+    memo: dict[tuple[str, str, int], Any] = {}
 
-    def shape_of(parent: str, name: str, index: int, depth: int = 0):
+    def inputs_of(layer, node: int, depth: int):
+        return tuple(shape_of(layer.parent, r.layer, r.node_index, r.tensor_index, depth + 1)
+                     for r in layer.calls[node].inputs)
+
+    def node_agrees(layer, node: int, depth: int) -> bool:
+        """Whether call ``node`` of ``layer`` has its first call's input shapes (so its output shapes)."""
+        key = (layer.parent, layer.name, node)
+        if key not in memo:
+            memo[key] = False  # a reference back to itself (refused by the reader anyway) counts as unknown
+            if depth > 200 or node >= len(layer.calls):
+                return False
+            first = inputs_of(layer, 0, depth)
+            memo[key] = None not in first and inputs_of(layer, node, depth) == first
+        return bool(memo[key])
+
+    def shape_of(parent: str, name: str, node: int, index: int, depth: int = 0):
         layer = table.get((parent, name))
         if layer is None or not layer.output_shapes or index >= len(layer.output_shapes):
             return None
-        if len(layer.calls) > 1 and not calls_agree(layer, depth):
+        if node > 0 and not node_agrees(layer, node, depth):
             return None
         shape = layer.output_shapes[index]
         return shape if isinstance(shape, tuple) else None
 
-    def calls_agree(layer, depth: int) -> bool:
-        key = (layer.parent, layer.name)
-        if key not in uniform:
-            uniform[key] = False  # a cycle (refused by the reader anyway) counts as unknown
-            seen = {tuple(shape_of(layer.parent, r.layer, r.tensor_index, depth + 1) if depth < 200 else None
-                          for r in call.inputs) for call in layer.calls}
-            uniform[key] = len(seen) == 1 and None not in next(iter(seen))
-        return uniform[key]
-
-    def lookup(parent: str, name: str, index: int):
-        shape = shape_of(parent, name, index)
+    def lookup(parent: str, name: str, index: int, node: int = 0):
+        shape = shape_of(parent, name, node, index)
         if shape is None:
             return None
         config = table[(parent, name)].config

@@ -43,6 +43,16 @@ OPERATORS = {
     "math.multiply": "Multiply",
     "math.truediv": "TrueDivide", "__operators__.truediv": "TrueDivide",
 }
+#: tf-keras TFOpLambda functions of one tensor -> ``(Keras 3 module, operation class)``: the same function
+#: (``keras.ops.tanh`` is ``tf.math.tanh`` on TensorFlow), called on the one tensor. tf-keras records
+#: ``tf.nn.tanh`` / ``tf.nn.sigmoid`` as their ``tf.math`` names.
+UNARY_OPERATORS = {
+    "math.tanh": ("keras.src.ops.numpy", "Tanh"),
+    "math.abs": ("keras.src.ops.numpy", "Absolute"),
+    "math.square": ("keras.src.ops.numpy", "Square"),
+    "math.sigmoid": ("keras.src.ops.nn", "Sigmoid"),
+    "nn.relu": ("keras.src.ops.nn", "Relu"),
+}
 
 _CONV_TRANSPOSE = ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Convolution1DTranspose",
                    "Convolution2DTranspose", "Convolution3DTranspose")

@@ -98,7 +98,9 @@ def seed_weights(model, rng) -> None:
 
 def operations_of(keras, flavour, model):
     if flavour == "k3":
-        return sorted({type(op).__name__ for op in model.operations if not isinstance(op, keras.layers.Layer)})
+        # A Sequential has no .operations: its layers are all it runs
+        return sorted({type(op).__name__ for op in getattr(model, "operations", ())
+                       if not isinstance(op, keras.layers.Layer)})
     return sorted({type(l).__name__ for l in model.layers if type(l).__name__ in ("TFOpLambda", "SlicingOpLambda")})
 
 
