@@ -98,9 +98,18 @@ def seed_weights(model, rng) -> None:
 
 def operations_of(keras, flavour, model):
     if flavour == "k3":
-        # A Sequential has no .operations: its layers are all it runs
-        return sorted({type(op).__name__ for op in getattr(model, "operations", ())
-                       if not isinstance(op, keras.layers.Layer)})
+        # A Sequential has no .operations: its layers are all it runs. A nested model's operations are its own.
+        found: set[str] = set()
+
+        def walk(m) -> None:
+            for op in getattr(m, "operations", ()):
+                if not isinstance(op, keras.layers.Layer):
+                    found.add(type(op).__name__)
+                elif type(op).__name__ in ("Functional", "Sequential"):
+                    walk(op)
+
+        walk(model)
+        return sorted(found)
     return sorted({type(l).__name__ for l in model.layers if type(l).__name__ in ("TFOpLambda", "SlicingOpLambda")})
 
 
