@@ -103,8 +103,8 @@ class Layer:
     #: variables, which Keras' ``model.layers`` does not list.
     is_operation: bool = False
     #: The file names this layer only by Keras' key, not by its name: a Keras 3 weights-only file keys each
-    #: layer by class in snake case + per-class order in its model's layers (``reshape_1``) and records the
-    #: real name only for layers with variables. ``name`` is then that key.
+    #: layer by class in snake case + per-class order in its model's layers (``reshape_1``), and the real name
+    #: is missing where the writer did not record it (``vars`` without a text ``name``). ``name`` is that key.
     key_only: bool = False
     #: For a nested model: its inputs and outputs in its own scope.
     model_inputs: tuple[TensorRef, ...] = ()

@@ -300,7 +300,7 @@ class _Differ:
                 config = [for_output_layer(c) for c in config]  # what the model's outputs mean: output-changing
             changes.extend(config)
         changes.extend(weight_changes(la, lb))
-        if pair.a in self.grouped or pair.b in self.grouped_b:
+        if pair.a in self.grouped[0] or pair.b in self.grouped[1]:
             changes.extend(self._grouped_weight_changes(la, lb))
         changes.extend(self._value_changes(pair))
         if self.topology:
@@ -323,8 +323,10 @@ class _Differ:
         from archdiff.diff.values.compare import variables_by_inner_layer
 
         held: tuple[set[str], set[str]] = (set(), set())
-        self.grouped: set[str] = set()
-        self.grouped_b: set[str] = set()
+        #: The nested models (A's, B's) compared through such a group.
+        self.grouped: tuple[set[str], set[str]] = (set(), set())
+        if "h5-weights" not in (self.a.source.format, self.b.source.format):
+            return held
         sides = ((self.a, self.b, 0), (self.b, self.a, 1))
         for pair in matching.pairs:
             paths = (pair.a, pair.b)
@@ -336,8 +338,8 @@ class _Differ:
                 if not inner or "" in inner:
                     continue
                 held[i].update(d.path for d in model_arch.descendants(nested.path))
-                (self.grouped if i == 0 else self.grouped_b).add(paths[i])
-        for i, found in enumerate((self.grouped, self.grouped_b)):
+                self.grouped[i].add(paths[i])
+        for i, found in enumerate(self.grouped):
             if found:
                 names = sorted(found)
                 more = f" (+{len(names) - 3} more)" if len(names) > 3 else ""

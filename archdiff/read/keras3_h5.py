@@ -121,7 +121,7 @@ def weights_only_keras3(tree: h5.SaveableNode, *, path: str, fmt: str) -> Archit
              "order and classes are not recorded)"]
     keys = sum(layer.key_only for layer in layers)
     if keyed_by_class and _has_real_names(tree) and keys:
-        notes.append(f"{keys} layer(s) without variables have no name in the file: they are shown by Keras' key "
+        notes.append(f"{keys} layer(s) have no name in the file: they are shown by Keras' key "
                      "(class in snake case + order among the layers of that class, e.g. reshape_1), which need "
                      "not be the layer's name")
     if keyed_by_class and not _has_real_names(tree):

@@ -340,19 +340,15 @@ class _Upgrader:
     def operator(self, entry: Mapping, path: str) -> dict:
         config = entry.get("config") if isinstance(entry.get("config"), Mapping) else {}
         function = config.get("function")
-        op = OPERATORS.get(function) if isinstance(function, str) else None
         name = _entry_name(entry) or ""
-        unary = UNARY_OPERATORS.get(function) if isinstance(function, str) else None
-        if unary is not None:
-            module, op = unary
-            self.counts[f"TFOpLambda tf.{function} written as the Keras 3 operation {op} (not a layer there)"] += 1
-            return {"module": module, "class_name": op, "config": {"name": name}, "registered_name": op,
-                    "_operator": True, "_unary": True}
+        module, op = "keras.src.ops.numpy", OPERATORS.get(function) if isinstance(function, str) else None
+        if isinstance(function, str) and function in UNARY_OPERATORS:
+            module, op = UNARY_OPERATORS[function]
         if op is None:
             self.refusals.append(f"'{path}' (TFOpLambda of tf.{function}: no exact Keras 3 operation is mapped)")
             return {"class_name": "TFOpLambda", "config": dict(config)}
         self.counts[f"TFOpLambda tf.{function} written as the Keras 3 operation {op} (not a layer there)"] += 1
-        return {"module": "keras.src.ops.numpy", "class_name": op, "config": {"name": name}, "registered_name": op,
+        return {"module": module, "class_name": op, "config": {"name": name}, "registered_name": op,
                 "_operator": True}
 
     # -- calls ---------------------------------------------------------------
@@ -415,7 +411,9 @@ class _Upgrader:
             kw = dict(kw)
             kw.pop("name", None)
             y = kw.pop("y", None)
-            unary = entry.get("config", {}).get("function") in UNARY_OPERATORS
+            config = entry.get("config")
+            function = config.get("function") if isinstance(config, Mapping) else None
+            unary = isinstance(function, str) and function in UNARY_OPERATORS
             if kw or not single or unary and y is not None:
                 raise NotConvertibleError(
                     f"layer '{path}' (TFOpLambda) is called with {sorted(kw) or 'several inputs'}, "
@@ -514,7 +512,7 @@ def _is_functional_entry(entries: list | None, name: str) -> bool:
 
 def _strip_markers(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {k: _strip_markers(v) for k, v in obj.items() if k not in ("_operator", "_unary")}
+        return {k: _strip_markers(v) for k, v in obj.items() if k != "_operator"}
     if isinstance(obj, list):
         return [_strip_markers(v) for v in obj]
     return obj

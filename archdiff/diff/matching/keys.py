@@ -3,16 +3,16 @@
 A Keras 3 ``.weights.h5`` keys each layer of a ``layers`` container by its
 class in snake case and its order among the layers of that class
 (``reshape``, ``reshape_1``, ...: ``_save_container_state`` in
-``keras/src/saving/saving_lib.py``), and records the layer's real name only
-in the ``vars`` group of a layer with variables. A layer without variables
-is therefore known by its key alone (:attr:`archdiff.model.Layer.key_only`),
-and its key is usually not its name: MobileNet's ``dropout`` and
-``reshape_2`` are the file's ``dropout`` and ``reshape_1``. Pairing those
-keys with the other model's names (or by order, since a weights file's
-order is the HDF5 group order) gives made-up renames; Keras' ``load_weights``
-pairs by key, so this step does the same: it computes the other model's
-keys from its layer order and pairs equal keys. Such a pair is no rename
-(the file does not know the name).
+``keras/src/saving/saving_lib.py``). Keras 3.15 also writes the layer's real
+name into the ``vars`` group's ``name`` attribute; older writers, and a group
+whose ``name`` is not text, leave only the key
+(:attr:`archdiff.model.Layer.key_only`), and a key is often not the name:
+MobileNet's Reshape ``reshape_2`` is the file's ``reshape``. Pairing keys with
+the other model's names (or by order, since a weights file's order is the
+HDF5 key order) gives made-up renames; Keras' ``load_weights`` pairs by key,
+so this step does the same: it computes the other model's keys from its
+layer order and pairs equal keys. Such a pair is no rename (the file does
+not know the name).
 """
 from __future__ import annotations
 
