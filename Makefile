@@ -35,7 +35,7 @@ test-light: $(STAMP)
 ## The differential oracle over every keras.applications model (Keras 3 and tf-keras), not just CI's fixed part:
 ## builds into .cache/zoo/ (keyed by the Keras version; tens of GB, tens of minutes the first time).
 test-zoo: $(STAMP)
-	ARCHDIFF_ZOO=all $(PY) -m pytest -q -p no:cacheprovider tests/test_zoo.py tests/test_zoo_generated.py tests/test_zoo_regressions.py
+	ARCHDIFF_ZOO=all $(PY) -m pytest -q -p no:cacheprovider --timeout=14400 tests/test_zoo.py tests/test_zoo_generated.py tests/test_zoo_regressions.py
 
 ## ruff (lint, import order, complexity) and mypy, as configured in pyproject.toml; CI runs it.
 lint: $(STAMP)

@@ -12,7 +12,7 @@ and pin it with a test of its own.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from zoo import builder, catalog, generated, oracle
 
@@ -30,7 +30,11 @@ EVERY_STEP = {"inputs": 2, "steps": [
     {"kind": "add_layer", "args": [12, 3], "name": "add_3"}], "outputs": [13, 8]}
 
 
-SETTINGS = dict(deadline=None, derandomize=not catalog.FULL, database=None,
+#: Each example costs seconds (saves, contained reads, a transfer). CI does not shrink a failure: it reports
+#: the example as drawn at once (shrinking one failure takes hundreds of examples, so hours); make test-zoo
+#: shrinks it to a small recipe to pin.
+PHASES = list(Phase) if catalog.FULL else [Phase.explicit, Phase.reuse, Phase.generate]
+SETTINGS = dict(deadline=None, derandomize=not catalog.FULL, database=None, phases=PHASES,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -104,6 +108,8 @@ def test_a_random_sequential_model_agrees_with_keras(recipe, tmp_path_factory):
     _check_k3(recipe, tmp_path_factory)
 
 
+#: How long one tf-keras build (or the worker's start) may take before the test fails: a hang guard.
+WORKER_WAIT_S = 300
 K2_FILES = {"h5": "m.h5", "weights_h5": "m_weights.h5", "json": "m.json"}
 
 
@@ -111,6 +117,7 @@ K2_FILES = {"h5": "m.h5", "weights_h5": "m_weights.h5", "json": "m.json"}
 def tf_keras_worker():
     """One tf-keras process for every tf-keras example (tests/zoo/k2_worker.py)."""
     import json
+    import select
     import subprocess
     import sys
     from pathlib import Path
@@ -119,15 +126,21 @@ def tf_keras_worker():
     proc = subprocess.Popen([sys.executable, str(worker)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
 
+    def answer(seconds: float) -> str:
+        """One line from the worker, or a failure naming the hang (a guard, not a speed check)."""
+        if not select.select([proc.stdout], [], [], seconds)[0]:
+            proc.kill()
+            raise AssertionError(f"the tf-keras worker gave no answer within {seconds:.0f} s")
+        line = proc.stdout.readline()
+        assert line, f"the tf-keras worker died (exit {proc.poll()})"
+        return line
+
     def ask(job: dict) -> dict:
         proc.stdin.write(json.dumps(job) + "\n")
         proc.stdin.flush()
-        line = proc.stdout.readline()
-        assert line, f"the tf-keras worker died (exit {proc.poll()})"
-        return json.loads(line)
+        return json.loads(answer(WORKER_WAIT_S))
 
-    ready = proc.stdout.readline()
-    assert ready and "ready" in json.loads(ready), "the tf-keras worker did not start"
+    assert "ready" in json.loads(answer(WORKER_WAIT_S)), "the tf-keras worker did not start"
     try:
         yield ask
     finally:
