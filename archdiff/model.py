@@ -214,6 +214,30 @@ class Architecture:
     def top_level(self) -> list[Layer]:
         return [layer for layer in self.layers if layer.depth == 0]
 
+    @cached_property
+    def constructor(self) -> dict[str, Any] | None:
+        """The arguments Keras builds this model from, for a model whose config holds no layers.
+
+        A subclassed model's ``get_config()`` (keras-hub's backbones and tasks:
+        ``{"vocabulary_size": 30522, "num_layers": 12, ...}``) records what its
+        constructor is called with, not its layers: Keras' layer order, classes
+        and connections follow from these arguments only by building the model.
+        The model's own name is left out (it is reported as the name). None for a
+        model whose config lists its layers, and for a weights-only file.
+        """
+        if self.has_topology or not self.class_name or not isinstance(self.config, Mapping):
+            return None
+        config = self.config.get("config")
+        if not isinstance(config, Mapping):
+            return None
+        return {str(k): v for k, v in config.items() if k != "name"}
+
+    @property
+    def constructor_module(self) -> str | None:
+        """The module a constructor-config model's class comes from (``keras_hub.src.models.bert...``)."""
+        module = self.config.get("module") if self.constructor is not None and self.config else None
+        return module if isinstance(module, str) else None
+
     def keras_layers(self) -> list[Layer]:
         """The layers Keras lists in ``model.layers`` (and in nested models' ``layers``): operations left out."""
         return [layer for layer in self.layers if not layer.is_operation]

@@ -152,6 +152,26 @@ def retrained():
 
 PAIRS["values_changed"] = (*retrained(), "model")
 
+
+class Stack(keras.Model):
+    """A subclassed model whose config holds its constructor's argument (as keras-hub's backbones do)."""
+
+    def __init__(self, depth=1, **kwargs):
+        super().__init__(**kwargs)
+        self.depth = depth
+        self.blocks = [L.Dense(4, name=f"block_{i}") for i in range(depth)]
+
+    def call(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def get_config(self):
+        return {"name": self.name, "depth": self.depth}
+
+
+PAIRS["constructor_changed"] = (Stack(1, name="net"), Stack(2, name="net"), "json:plain")
+
 import json as _json
 
 
@@ -187,7 +207,8 @@ for row, (a, b, how) in PAIRS.items():
             RESULT[row] = ext
         else:
             text = m.to_json()
-            open(stem + ".json", "w").write(_spelled(text, how.split(":")[1]) if side == "b" else text)
+            spelled = side == "b" and how != "json:plain"
+            open(stem + ".json", "w").write(_spelled(text, how.split(":")[1]) if spelled else text)
             RESULT[row] = ".json"
 RESULT["__version__"] = keras.__version__
 '''
@@ -260,6 +281,9 @@ TABLE = {
     "nested_class_spelling": (BOTH, {"strict": True}, {E("layer", "class", CO)}, CO),
     # One kernel doubled, nothing else: the values changed, the architecture did not.
     "values_changed": (BOTH, {"values": "figures"}, {E("layer", "values", "values-changed")}, "values-changed"),
+    # A subclassed model's config holds constructor arguments (depth 1 -> 2), not layers: what the argument
+    # changes is known only by building, so the most severe kind.
+    "constructor_changed": (BOTH, {}, {E("model", "constructor", TC)}, TC),
 }
 
 

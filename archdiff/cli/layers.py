@@ -12,6 +12,7 @@ import sys
 from archdiff.cli.common import add_model_args, dump_json, emit, load_model
 from archdiff.safetext import visible
 from archdiff.views import layer_rows, summary
+from archdiff.views.layertable import constructor
 from archdiff.views.render import render_layers_csv, render_layers_text, render_summary_markdown, render_summary_text
 
 
@@ -79,7 +80,7 @@ def run_layers(args) -> int:
         return 1
     if args.format == "json":
         emit(dump_json({"model": arch.name, "has_topology": arch.has_topology, "notes": list(arch.notes),
-                        "layers": rows}))
+                        "constructor": constructor(arch), "layers": rows}))
     elif args.format == "csv":
         emit(render_layers_csv(rows))
     else:

@@ -151,6 +151,11 @@ def _normalize(value: Any) -> Any:
     return value
 
 
+def normal_value(value: Any) -> Any:
+    """A config value with serialization noise removed (a dtype policy object as its name, noise keys dropped)."""
+    return _normalize(value)
+
+
 def _is_default(key: str, value: Any) -> bool:
     if value is None:
         return True
@@ -287,6 +292,8 @@ def text_form(arch: Architecture, values: dict[str, str] | None = None) -> str:
     if not arch.has_topology:
         lines.append("topology: unknown (" + ("subclassed model" if arch.class_name else "weights-only file")
                      + "); layers listed from the weights")
+    for key, value in (arch.constructor or {}).items():  # what a constructor-config model is built from
+        lines.append(f"constructor {v(key)}: {json_visible(dumps(normal_value(value)))}")
     for spec in arch.input_specs:
         lines.append(f"input {v(spec.name)}: shape {_shape(spec.shape)} dtype {v(spec.dtype)}")
     for ref in arch.outputs:
@@ -322,11 +329,11 @@ def text_form(arch: Architecture, values: dict[str, str] | None = None) -> str:
             _flatten(signature_config(layer), "", flat)
             for key, value in flat:
                 if key:
-                    lines.append(f"  {v(key)}: {_json_visible(dumps(value))}")
+                    lines.append(f"  {v(key)}: {json_visible(dumps(value))}")
     return "\n".join(lines) + "\n"
 
 
-def _json_visible(text: str) -> str:
+def json_visible(text: str) -> str:
     """JSON text with every hidden character (bidi, zero-width, separators) as a JSON ``\\u`` escape.
 
     ``dumps`` keeps non-ASCII letters readable (``ensure_ascii=False``) and
@@ -365,6 +372,8 @@ def param_totals(arch: Architecture) -> tuple[int, int] | None:
     counts = arch.param_counts()
     if counts is not None:
         return counts.total, counts.trainable
+    if not arch.has_topology and not arch.has_weights:
+        return None  # a constructor config without weights: no layer is known, so no count is
     total = trainable = 0
     for layer in arch.layers:
         if layer.is_model:

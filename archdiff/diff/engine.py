@@ -22,6 +22,7 @@ from archdiff.diff.canonical import (
     class_known,
     class_of,
     normal_config,
+    normal_value,
     param_totals,
     same_but_name,
     strict_config,
@@ -31,6 +32,7 @@ from archdiff.diff.kinds import (
     class_changed,
     classify,
     config_changed,
+    constructor_changed,
     for_output_layer,
     inputs_changed,
     io_changed,
@@ -173,12 +175,19 @@ def _info(arch: Architecture) -> ModelInfo:
     return ModelInfo(
         path=arch.source.shown, format=arch.source.format, keras_version=arch.source.keras_version,
         dialect=arch.source.dialect, name=arch.name, class_name=arch.class_name,
-        has_topology=arch.has_topology, has_weights=arch.has_weights, layers=len(arch.keras_layers()),
+        has_topology=arch.has_topology, has_weights=arch.has_weights, layers=_layer_count(arch),
         total_params=totals[0] if totals else None, trainable_params=totals[1] if totals else None,
         inputs=tuple(s.to_dict() for s in arch.input_specs),
         outputs=tuple(_output_dict(arch, r) for r in arch.outputs),
         notes=tuple(arch.notes), operations=sum(layer.is_operation for layer in arch.layers),
     )
+
+
+def _layer_count(arch: Architecture) -> int | None:
+    """``len(model.layers)``; None where nothing lists the layers (a constructor config without weights)."""
+    if not arch.has_topology and not arch.has_weights and not arch.layers:
+        return None
+    return len(arch.keras_layers())
 
 
 def _output_dict(arch: Architecture, ref) -> dict:
@@ -229,6 +238,12 @@ class _Differ:
         # operations, which have no variables and are not in model.layers: not removed, not compared.
         for label, arch, other, only, held in (("A", a, b, matching.only_a, self.held_a),
                                                ("B", b, a, matching.only_b, self.held_b)):
+            if only and _layer_count(other) is None:  # the other lists no layers: none is added or removed
+                held.update(only)
+                self.notes.append(f"{label}'s {len(only)} layer(s) are not compared: the other input lists no "
+                                  "layers (constructor arguments without weights); its constructor arguments are "
+                                  "compared instead")
+                continue
             ops = [p for p in only if arch.by_path[p].is_operation]
             if ops and not other.has_topology:
                 held.update(ops)
@@ -253,6 +268,8 @@ class _Differ:
             if not same or options.strict:
                 model_changes.append(model_class_changed(a.class_name, b.class_name, cosmetic=same))
 
+        model_changes.extend(self._constructor_changes())
+
         effects = {c.effect for d in matched for c in d.changes}
         effects.update(c.effect for c in model_changes)
         if added or removed or edges_added or edges_removed:
@@ -270,6 +287,20 @@ class _Differ:
         )
 
     # -- filtering -----------------------------------------------------------------
+    def _constructor_changes(self) -> list[Change]:
+        """The constructor arguments of two models whose configs hold no layers (keras-hub's backbones),
+        serialization noise aside (a dtype policy object or its name)."""
+        ca, cb = self.a.constructor, self.b.constructor
+        if ca is None or cb is None:
+            return []
+        if self.a.class_name == self.b.class_name:
+            self.notes.append(f"both are built by '{self.a.class_name}' from constructor arguments, which are "
+                              "compared (model.constructor.*); what a changed argument changes in the layers "
+                              "is known only by building the model")
+        found = config_diff(normal_value(ca), normal_value(cb))
+        return [constructor_changed(p, o, n, op) for p, o, n, op in found
+                if not self._hidden((), f"model.constructor.{p}")]
+
     def _hidden(self, layer_paths, change_path: str) -> bool:
         if self.options.ignore and ignore_matches(self.options.ignore, layer_paths, change_path):
             self.ignored += 1

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 CLASSIFICATIONS = ("identical", *KINDS)
 
 #: The change kinds one matched layer can have.
-CHANGE_KINDS = ("renamed", "class", "config", "trainable", "weight", "values", "inputs")
+CHANGE_KINDS = ("renamed", "class", "config", "trainable", "weight", "values", "inputs", "constructor")
 #: The effects each change kind can have (``class`` is topology-changing only for the model's own class).
 EFFECTS = {
     "renamed": ("cosmetic",),
@@ -43,6 +43,9 @@ EFFECTS = {
     "weight": ("weights-compatible", "weights-breaking"),
     "values": ("values-changed",),
     "inputs": ("topology-changing",),
+    # A constructor argument of a model whose config holds no layers (keras-hub's num_layers): what it changes
+    # in the layers is known only by building the model, so the most severe effect is assumed.
+    "constructor": ("topology-changing",),
 }
 #: What happened at a change's path: "added" is absent in A, "removed" absent in B.
 OPS = ("changed", "added", "removed")
@@ -115,6 +118,12 @@ def model_renamed(old: str, new: str) -> Change:
 def model_class_changed(old: str, new: str, *, cosmetic: bool) -> Change:
     """The model's own class: ``cosmetic`` for two spellings of one class (``Model``, ``Functional``)."""
     return Change("class", "model.class_name", old, new, "changed", "cosmetic" if cosmetic else "topology-changing")
+
+
+def constructor_changed(path: str, old: Any, new: Any, op: str) -> Change:
+    """An argument the model is built from (:attr:`archdiff.model.Architecture.constructor`), at ``path``
+    (``num_layers``, ``dtype``, ``layer_norm_epsilon``): its effect on the layers is unknown without building."""
+    return Change("constructor", f"model.constructor.{path}", old, new, op, "topology-changing")
 
 
 def io_changed(side: str, index: int, what: str, old: Any, new: Any) -> IOChange:

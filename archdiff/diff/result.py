@@ -141,8 +141,9 @@ class ModelInfo:
     class_name: str | None
     has_topology: bool
     has_weights: bool
-    #: The layers Keras lists (``model.layers``, nested models' layers included): operations left out.
-    layers: int
+    #: The layers Keras lists (``model.layers``, nested models' layers included): operations left out;
+    #: None where the input cannot tell (a constructor config, keras-hub's, without weights).
+    layers: int | None
     total_params: int | None
     trainable_params: int | None
     inputs: tuple[dict, ...]

@@ -11,6 +11,9 @@ from archdiff.model import Architecture, Layer, Source
 from archdiff.read.config import ParsedConfig
 from archdiff.read.specs import weight_spec  # noqa: F401 (re-exported for the layout modules)
 
+#: What every Keras model's config holds besides its constructor's own arguments.
+BASE_ARGUMENTS = frozenset({"name", "trainable", "dtype"})
+
 
 def architecture(parsed: ParsedConfig, *, path: str, fmt: str, weights) -> Architecture:
     source = Source(path=path, format=fmt, keras_version=parsed.keras_version,
@@ -19,8 +22,13 @@ def architecture(parsed: ParsedConfig, *, path: str, fmt: str, weights) -> Archi
     layers = list(parsed.layers)
     has_weights = False
     if not parsed.has_topology:
-        notes.append(f"'{parsed.class_name}' is a subclassed model: its config holds no layers, "
-                     "so the topology is unknown; its layers are listed from its weights")
+        config = parsed.serialized.get("config") if isinstance(parsed.serialized, dict) else None
+        held = ("constructor arguments, not layers" if isinstance(config, dict) and set(config) - BASE_ARGUMENTS
+                else "no layers")
+        listed = ("its layers are listed from its weights, in the file's order, not model.layers'"
+                  if weights is not None else "the input holds no weights either, so no layer is known")
+        notes.append(f"'{parsed.class_name}' is a subclassed model: its config holds {held}, so Keras' layer "
+                     f"order, classes and topology are unknown without building the model; {listed}")
         from archdiff.read.keras3_h5 import attach_keras3, weights_only_keras3
         from archdiff.read.legacy_h5 import attach_legacy, weights_only_legacy
 

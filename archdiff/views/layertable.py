@@ -80,8 +80,17 @@ def summary(arch: Architecture) -> dict:
         "non_trainable_params": counts.non_trainable if counts else None,
         # Known even when the split is not: variables that never train (BatchNormalization's moving statistics).
         "non_trainable_params_at_least": counts.non_trainable_at_least if counts else None,
+        "constructor": constructor(arch),
         "notes": list(arch.notes),
     }
+
+
+def constructor(arch: Architecture) -> dict | None:
+    """A model built from constructor arguments (keras-hub's backbones): its class, module and arguments
+    as its config records them; None for a model whose config lists its layers, and for weights-only files."""
+    if arch.constructor is None:
+        return None
+    return {"class_name": arch.class_name, "module": arch.constructor_module, "arguments": arch.constructor}
 
 
 def _output(arch: Architecture, ref) -> dict:

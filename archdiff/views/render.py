@@ -35,7 +35,23 @@ def render_layers_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def constructor_lines(arch: Architecture) -> list[str]:
+    """A model built from constructor arguments (keras-hub's): its class and each argument, one per line."""
+    if arch.constructor is None:
+        return []
+    from archdiff.diff.canonical import dumps, json_visible, normal_value  # only for such a model (light import)
+
+    module = f" ({visible(arch.constructor_module)})" if arch.constructor_module else ""
+    lines = [f"constructor: {visible(arch.class_name or '?')}{module}, called with:"]
+    for key, value in arch.constructor.items():
+        lines.append(f"  {visible(key)}: {json_visible(dumps(normal_value(value)))}")
+    return lines
+
+
 def render_layers_text(arch: Architecture, rows: list[dict]) -> str:
+    if not rows and arch.constructor is not None:
+        # No layer is known (a constructor config without weights): no empty table, the arguments instead.
+        return "\n".join([*constructor_lines(arch), *(f"note: {visible(n)}" for n in arch.notes)])
     body = []
     for r in rows:
         label = "  " * r["depth"] + visible(r["path"] if r["depth"] else r["name"])
@@ -44,6 +60,7 @@ def render_layers_text(arch: Architecture, rows: list[dict]) -> str:
                      count(r["params"]) if r["params"] is not None else "?",
                      "?" if r["trainable"] is None else "yes" if r["trainable"] else "no"])
     lines = [table(["index", "layer", "class", "output shape", "params", "trainable"], body, align="llllrl")]
+    lines.extend(constructor_lines(arch))
     lines.extend(f"note: {visible(n)}" for n in arch.notes)
     return "\n".join(lines)
 
@@ -83,14 +100,18 @@ def render_summary_text(arch: Architecture, data: dict) -> str:
             row.append(_connected(arch, layer) if layer.depth == 0 else "")
         rows.append(row)
     out = [f'Model: "{visible(arch.name)}"' + (f" ({visible(arch.class_name)})" if arch.class_name else "")]
-    out.append(table(headers, rows, align="llr" + ("l" if functional else "")))
+    if rows or arch.constructor is None:
+        out.append(table(headers, rows, align="llr" + ("l" if functional else "")))
+    out.extend(constructor_lines(arch))
     out.extend(_totals(data))
     out.extend(f"note: {visible(n)}" for n in arch.notes)
     return "\n".join(out)
 
 
 def render_summary_markdown(arch: Architecture, data: dict) -> str:
-    lines = [f"### Model {md_code(arch.name)}", "", "| Layer (type) | Output Shape | Param # |", "| --- | --- | ---: |"]
+    lines = [f"### Model {md_code(arch.name)}", ""]
+    if arch.keras_layers() or arch.constructor is None:
+        lines += ["| Layer (type) | Output Shape | Param # |", "| --- | --- | ---: |"]
     for layer in arch.keras_layers():
         params = arch.params(layer)
         indent = "&nbsp;&nbsp;" * layer.depth
@@ -101,4 +122,9 @@ def render_summary_markdown(arch: Architecture, data: dict) -> str:
     for label, key in (("Total params", "total_params"), ("Trainable params", "trainable_params"),
                        ("Non-trainable params", "non_trainable_params")):
         lines.append(f"- **{label}**: {count(data[key])}")
+    if arch.constructor is not None:
+        from archdiff.diff.canonical import dumps, normal_value
+
+        lines += ["", f"Built by {md_code(arch.class_name or '?')} from constructor arguments:", ""]
+        lines += [f"- {md_code(key)}: {md_code(dumps(normal_value(value)))}" for key, value in arch.constructor.items()]
     return "\n".join(lines)

@@ -42,6 +42,8 @@ def change_text(change: Change) -> str:
         label = "weight " + change.path.split(".", 1)[1]
     elif change.kind == "class":
         label = "class"
+    elif change.kind == "constructor":
+        label = "constructor " + change.path.removeprefix("model.constructor.")
     if change.op == "added":
         return f"{label}: added {value_text(change.new)}"
     if change.op == "removed":

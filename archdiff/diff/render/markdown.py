@@ -48,7 +48,7 @@ def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -
     out += ["| | A | B |", "| --- | --- | --- |",
             f"| file | {md_code(d.a.path)} | {md_code(d.b.path)} |",
             f"| model | {md_escape(source_text(d.a))} | {md_escape(source_text(d.b))} |",
-            f"| layers | {d.a.layers} | {d.b.layers} |",
+            f"| layers | {count(d.a.layers)} | {count(d.b.layers)} |",
             *([f"| operations | {d.a.operations} | {d.b.operations} |"] if d.a.operations or d.b.operations else []),
             f"| params | {count(d.a.total_params)} | {count(d.b.total_params)}{_md_delta(d)} |",
             ""]
@@ -70,6 +70,11 @@ def render_markdown(d: ArchDiff, *, policy=None, exit_code: int | None = None) -
         if d.ignored:
             bits.append(f"{d.ignored} changes hidden by `--ignore`")
         out += ["_" + "; ".join(bits) + "._", ""]
+    if d.model_changes:  # the model's own name or class, a constructor argument (keras-hub's num_layers)
+        out += ["| model change | A | B | effect |", "| --- | --- | --- | --- |"]
+        out += [f"| {md_escape(_md_what(ch))} | {md_code(_md_value(ch.old))} | {md_code(_md_value(ch.new))} | "
+                f"{md_escape(ch.effect)} |" for ch in d.model_changes]
+        out.append("")
     for note in d.notes:
         out += [f"> **Note:** {md_escape(note)}", ""]
     for n in d.matching.nestings:

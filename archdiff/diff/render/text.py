@@ -61,7 +61,12 @@ def _io_text(d: ArchDiff, side: str) -> str:
 def _layers_line(d: ArchDiff) -> str:
     s = d.summary()
     def count(info) -> str:
+        if info.layers is None:
+            return "?"
         return f"{info.layers}" + (f" + {info.operations} operations" if info.operations else "")
+
+    if d.a.layers is None and d.b.layers is None:
+        return "unknown (neither input lists its layers: constructor arguments without weights)"
 
     return (f"{count(d.a)} -> {count(d.b)}: {s['matched']} matched ({s['renamed']} renamed, {s['changed']} changed, "
             f"{s['unchanged']} unchanged), {s['added']} added, {s['removed']} removed")
