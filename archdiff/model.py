@@ -7,9 +7,10 @@ own layers (``path`` tells them apart: ``xception/block1_conv1``).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterator, Mapping, Union
+from typing import Any, Union
 
 #: A tensor shape as Keras writes it: dimensions, None where unknown (the batch).
 Shape = tuple[Union[int, None], ...]

@@ -199,8 +199,10 @@ def _in_interpreter(fn, args, timeout: float, memory: int) -> tuple[bytes | None
 
 def _child_main() -> None:
     """Entry of a fresh interpreter: read the request on stdin, answer on stdout."""
+    import gc
     import importlib
 
+    gc.set_threshold(50_000, 20, 100)  # a short-lived reader of many small objects (see archdiff.cli.main)
     module, qualname, args, memory = pickle.loads(sys.stdin.buffer.read())
     _cap_memory(memory)
     fn: Any = importlib.import_module(module)

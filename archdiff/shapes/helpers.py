@@ -8,7 +8,7 @@ from the rest of the package.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 Shape = tuple  # of int | None; the first dimension is the batch
 Shapes = Sequence["Shape | None"]

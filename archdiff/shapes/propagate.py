@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from archdiff.model import MODEL_CLASSES, Architecture, Call, Layer, TensorRef
 from archdiff.shapes.helpers import Shape, as_shape

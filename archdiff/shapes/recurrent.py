@@ -7,8 +7,8 @@ whatever family that layer belongs to.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
-from typing import Mapping
 
 from archdiff.shapes.helpers import Unknown, first_shape, inner_layer, mul_dim, need
 from archdiff.shapes.registry import (

@@ -18,7 +18,8 @@ every family module.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from archdiff.model import WeightSpec
 from archdiff.shapes.helpers import Shapes, Unknown, clean_shapes
