@@ -17,7 +17,7 @@ import stat
 from dataclasses import replace
 from typing import Any, Mapping
 
-from archdiff.errors import InputError, UnsupportedFormatError
+from archdiff.errors import ArchdiffError, InputError, UnsupportedFormatError
 from archdiff.model import Architecture
 from archdiff.read.assemble import name_positional_weights
 from archdiff.read.contain import contained
@@ -55,6 +55,11 @@ def load(spec: str | os.PathLike, *, factory_kwargs: Mapping[str, Any] | None = 
         from archdiff.read.factory import load_factory
 
         arch = load_factory(text, dict(factory_kwargs or {}))
+    elif _plain_json(text):
+        # No C library reads a JSON config (the json module's parser is bounded here by size and depth), so
+        # nothing can crash or hang out of Python's reach: read here, without a child to start and the
+        # Architecture to pickle back (a third of a 10,000-layer diff).
+        arch = _load_json_here(text)
     else:
         # The file's metadata is read in a supervised child: a libhdf5 crash or hang there is one error line.
         arch = contained(_load_path, text)
@@ -65,6 +70,29 @@ def load(spec: str | os.PathLike, *, factory_kwargs: Mapping[str, Any] | None = 
     if label is not None:
         arch = replace(arch, source=replace(arch.source, label=label))
     return arch
+
+
+def _plain_json(path: str) -> bool:
+    """Whether ``path`` is a regular file archdiff reads as JSON (by name and content, as ``_load_path`` will).
+    Anything else, or a file that cannot be told, goes to the supervised child, which says what is wrong."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode) and choose_reader(path) == JSON
+    except (OSError, ArchdiffError):
+        return False
+
+
+def _load_json_here(path: str) -> Architecture:
+    """A JSON config read in this process; a sharded weights index (whose shards are HDF5) in the child."""
+    try:
+        document = read_json_file(path)
+        if isinstance(document, dict) and "weight_map" in document:
+            return contained(_load_path, path)
+        return from_config_document(document, path=path, fmt="json")
+    except RecursionError:  # as the child reports it (read.contain)
+        raise InputError("the file nests too deeply to read", path=path) from None
+    except MemoryError:
+        raise InputError("reading the file needs more memory than this machine has", path=path,
+                         hint="the file may be corrupt") from None
 
 
 def _infer(arch: Architecture) -> Architecture:
