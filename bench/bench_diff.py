@@ -16,6 +16,13 @@ Rows (each timed as a fresh process, side by side in one run):
   fresh-process CLI time (read both files, diff, render). Target: 10,000
   layers in under 2 s, growing about linearly.
 
+* Issue 19's scaling (first rows): two synthetic N-layer JSON configs (10,000 /
+  30,000 / 100,000 layers, the generator above, no Keras), a fresh-process
+  ``archdiff diff`` with the default text report against bare ``json.load`` of
+  both files, with archdiff's peak memory against the files' size. Targets:
+  within 3x, 100k / 10k <= 11x, peak <= 4x the files
+  (``json_scaling_rows()`` alone: ``python -c "import bench.bench_diff as b; print(b.json_scaling_rows())"``).
+
 Run: ``.venv/bin/python -c "import bench.bench_diff as b; print(b.run())"``.
 """
 from __future__ import annotations
@@ -186,8 +193,41 @@ def _time_archdiff(*args: str, repeat: int = 5) -> float:
     return time_command([PYTHON, "-c", code], repeat=repeat)
 
 
+#: Issue 19's scaling rows: two N-layer JSON configs, a fresh-process diff with the default report.
+JSON_SIZES = (10_000, 30_000, 100_000)
+
+
+def _peak_mb(*args: str) -> float:
+    """Peak resident memory of one fresh-process ``archdiff`` run, in MB."""
+    import subprocess
+
+    code = ("import resource, sys; from archdiff.cli import main; code = main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    proc = subprocess.run([PYTHON, "-c", code, *args], capture_output=True, text=True)
+    return int(proc.stderr.strip().splitlines()[-1]) / 1024
+
+
+def json_scaling_rows() -> list[dict]:
+    """``diff`` of two N-layer Keras 3 JSON configs against bare ``json.load`` of both, in one run."""
+    rows, times = [], {}
+    for n in JSON_SIZES:
+        a_path, b_path, _ = write_synthetic(n)
+        out = CACHE / "diff_out.txt"
+        ours = _time_archdiff("diff", str(a_path), str(b_path), "-o", str(out), repeat=3)
+        bare = time_python(_bare_json_code(a_path, b_path), repeat=3)
+        peak = _peak_mb("diff", str(a_path), str(b_path), "-o", str(out))
+        size_mb = (a_path.stat().st_size + b_path.stat().st_size) / 1e6
+        times[n] = ours
+        growth = f"; {n // 1000}k / 10k: {ours / times[10_000]:.1f}x the time" if n != 10_000 else ""
+        rows.append(row(f"diff two {n:,}-layer JSON configs (fresh process, default report)", ours,
+                        "bare python: json.load both files", bare,
+                        target="within 3x (speedup >= 0.33); 100k / 10k <= 11x; peak <= 4x the files",
+                        note=f"peak {peak:.0f} MB for {size_mb:.0f} MB of files ({peak / size_mb:.1f}x){growth}"))
+    return rows
+
+
 def run() -> list[dict]:
-    rows = []
+    rows = json_scaling_rows()
     precompile()
     r50 = ensure_application("ResNet50", "keras")
     r101 = ensure_application("ResNet101", "keras")
