@@ -120,9 +120,9 @@ def _plain_diff(old: dict, new: dict, parts: list, out: dict) -> bool:
                 return False
             if len(va) != len(vb) or not all(map(_same_scalar, va, vb)):
                 out[_dotted(here)] = (_dotted(here), va, vb, "changed")  # a shape reads best whole
-        elif isinstance(va, dict) or not _same_scalar(va, vb):
-            if isinstance(va, dict):
-                return False
+        elif isinstance(va, dict):  # one dict subclass on both sides
+            return False
+        elif not _same_scalar(va, vb):
             out[_dotted(here)] = (_dotted(here), va, vb, "changed")
     return True
 
