@@ -161,3 +161,54 @@ def test_a_transfer_between_backbones_copies_the_shared_blocks_bitwise(tmp_path,
         assert ported[key].dtype == source[key].dtype and np.array_equal(ported[key], source[key]), key
     for key in (k for k in target if "transformer_layer_2" in k):
         assert np.array_equal(ported[key], target[key]), key
+
+
+# -- keras-hub presets (save_to_preset: config.json, metadata.json, model.weights.h5) -------------------
+@pytest.mark.parametrize("model", ["bert2", "bert3"])
+def test_a_preset_folder_reads_as_its_keras_file_does(model, cli):
+    preset = HUB / f"{model}_preset"
+    code, out, err = cli("summary", preset, "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["total_params"] == TRUTH[model]["total_params"]
+    assert data["constructor"]["arguments"] == constructor_arguments(model)
+    code, out, _ = cli("layers", preset, "--format", "json")
+    assert sorted(r["name"] for r in json.loads(out)["layers"]) == sorted(dict(TRUTH[model]["layers"]))
+    code, out, err = cli("diff", preset, HUB / f"{model}.keras", "--format", "json")
+    assert (code, json.loads(out)["classification"]) == (0, "identical"), err
+
+
+def test_two_presets_diff_and_port_like_their_files(tmp_path, cli):
+    code, out, _ = cli("diff", HUB / "bert2_preset", HUB / "bert3_preset", "--format", "json")
+    data = json.loads(out)
+    assert code == 1 and data["a"]["path"] == str(HUB / "bert2_preset")
+    assert {c["path"] for c in data["model_changes"] if c["kind"] == "constructor"} == {"model.constructor.num_layers"}
+    assert [e["path"] for e in data["added"]] == ["transformer_layer_2"]
+    out_path = tmp_path / "model.weights.h5"
+    code, _, err = cli("transfer", HUB / "bert2_preset", HUB / "bert3_preset", "-o", out_path, "--no-progress")
+    assert code == 0, err
+    # the same bytes arrive as from the .weights.h5 files (checked against h5py above)
+    ref = tmp_path / "ref.weights.h5"
+    cli("transfer", HUB / "bert2.weights.h5", HUB / "bert3.weights.h5", "-o", ref, "--no-progress")
+    with h5py.File(out_path, "r") as a, h5py.File(ref, "r") as b:
+        names: list = []
+        a.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        assert names and all(np.array_equal(a[n][()], b[n][()]) for n in names)
+
+
+def test_a_preset_says_what_it_did_not_read_and_checks_keras_count(tmp_path, cli):
+    import shutil
+
+    preset = tmp_path / "bert_preset"
+    shutil.copytree(HUB / "bert2_preset", preset)
+    (preset / "task.json").write_text("{}")
+    meta = json.loads((preset / "metadata.json").read_text())
+    assert meta["parameter_count"] == TRUTH["bert2"]["total_params"]  # keras-hub's own count
+    meta["parameter_count"] += 1
+    (preset / "metadata.json").write_text(json.dumps(meta))
+    code, out, _ = cli("summary", preset, "--format", "json")
+    notes = json.loads(out)["notes"]
+    assert any("task.json" in n for n in notes)
+    assert any(f"says {TRUTH['bert2']['total_params'] + 1:,} parameters" in n for n in notes)
+    code, _, err = cli("layers", tmp_path)
+    assert code == 2 and "directory" in err and len(err.strip().splitlines()) == 1

@@ -26,11 +26,12 @@ from archdiff.read.inputs import looks_like_git_spec, resolve
 from archdiff.read.keras3_h5 import read_sharded
 from archdiff.read.keras_zip import read_keras_zip
 from archdiff.read.legacy_h5 import read_h5
+from archdiff.read.preset import is_preset, read_preset
 from archdiff.read.sniff import HDF5, JSON, YAML, ZIP, choose_reader
 
 SUPPORTED = (
     ".keras, .h5/.hdf5 (full model or weights), .weights.h5, .weights.json (sharded), "
-    ".json (to_json or get_config), .yaml/.yml, or package.module:callable"
+    ".json (to_json or get_config), .yaml/.yml, a keras-hub preset folder, or package.module:callable"
 )
 
 _FACTORY_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -112,10 +113,13 @@ def _load_path(path: str) -> Architecture:
     except OSError as exc:
         raise InputError(f"cannot read the file ({exc.strerror})", path=path) from None
     if stat.S_ISDIR(st.st_mode):
+        if is_preset(path):  # keras-hub's save_to_preset: config.json, metadata.json, model.weights.h5
+            return read_preset(path)
         raise InputError(
             "this is a directory, not a model file",
             path=path,
-            hint="a TensorFlow SavedModel directory is not supported; save with model.save('model.keras')",
+            hint="a TensorFlow SavedModel directory is not supported (a keras-hub preset folder holds config.json); "
+                 "save with model.save('model.keras')",
         )
     if not stat.S_ISREG(st.st_mode):
         raise InputError("not a regular file", path=path)

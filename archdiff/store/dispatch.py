@@ -26,6 +26,7 @@ _BY_FORMAT: dict[str, type[WeightStore]] = {
     "keras": KerasZipStore,
     "weights.json": ShardedStore,
     "weights.h5": Keras3WeightsStore,
+    "preset": Keras3WeightsStore,  # a keras-hub preset's model.weights.h5 (the Architecture's source path)
     "h5": LegacyH5Store,
     "h5-weights": LegacyH5Store,
 }

@@ -98,6 +98,7 @@ class TransferReport:
 _OUT_SUFFIXES = {
     "keras": (".keras",),
     "weights.h5": (".weights.h5",),
+    "preset": (".weights.h5",),  # a keras-hub preset's model.weights.h5, to put back as the preset's
     "h5": (".h5", ".hdf5"),
     "h5-weights": (".h5", ".hdf5"),
     "weights.json": (".weights.json",),
@@ -127,7 +128,7 @@ def check_output(out: str, plan: TransferPlan) -> None:
     refuse_overwriting_inputs(out, inputs)
     fmt = plan.target.format
     have = _suffix_family(out)
-    family = "h5" if fmt in ("h5", "h5-weights") else fmt
+    family = "h5" if fmt in ("h5", "h5-weights") else "weights.h5" if fmt == "preset" else fmt
     # Whatever the target is called, OUT is read back by its own name (as Keras reads it).
     if have != family:
         raise UsageError(
