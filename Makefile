@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-light test-zoo lint bench fixtures clean chromium mutate
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/keras-hub.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[tensorflow,test]'
+	$(PY) -m pip install -q --no-deps -r requirements/keras-hub.txt
 	touch $(STAMP)
 
 install: $(STAMP)
