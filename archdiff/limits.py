@@ -46,3 +46,9 @@ MAX_OBJECTS = 2_000_000
 MAX_MODEL_DEPTH = 64
 #: Layers in one model, all scopes together.
 MAX_LAYERS = 1_000_000
+
+#: The cyclic collector's thresholds while a command (or a reader child) runs. A command builds hundreds of
+#: thousands of small, acyclic objects (a 10,000-layer pair: about 3 million) and frees few; at Python's
+#: default (700) each full pass walks all of them, and they took a third of a 10,000-layer diff
+#: (bench/bench_diff.py). Cycles are still collected, less often.
+GC_THRESHOLDS = (50_000, 20, 100)

@@ -239,6 +239,12 @@ class Architecture:
         module = self.config.get("module") if self.constructor is not None and self.config else None
         return module if isinstance(module, str) else None
 
+    @property
+    def layers_known(self) -> bool:
+        """Whether the input lists its layers at all: a constructor config without weights lists none, so its
+        layer count is unknown (not 0)."""
+        return self.has_topology or self.has_weights or bool(self.layers)
+
     def keras_layers(self) -> list[Layer]:
         """The layers Keras lists in ``model.layers`` (and in nested models' ``layers``): operations left out."""
         return [layer for layer in self.layers if not layer.is_operation]

@@ -113,14 +113,11 @@ def _say(line: str) -> None:
         pass  # stderr gone too: the exit status is all that is left
 
 
-#: The cyclic collector's thresholds while a command runs. A command builds hundreds of thousands of small,
-#: acyclic objects (a 10,000-layer pair: about 3 million) and frees few; at Python's default (700) each
-#: full pass walks all of them, and they took a third of a 10,000-layer diff (bench/bench_diff.py).
-#: Cycles are still collected, just less often; the caller's thresholds come back when the command ends.
-GC_THRESHOLDS = (50_000, 20, 100)
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; the collector runs less often meanwhile (archdiff.limits.GC_THRESHOLDS) and the
+    caller's thresholds come back when it ends."""
+    from archdiff.limits import GC_THRESHOLDS
+
     previous = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)
     try:

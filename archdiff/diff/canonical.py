@@ -372,7 +372,7 @@ def param_totals(arch: Architecture) -> tuple[int, int] | None:
     counts = arch.param_counts()
     if counts is not None:
         return counts.total, counts.trainable
-    if not arch.has_topology and not arch.has_weights:
+    if not arch.layers_known:
         return None  # a constructor config without weights: no layer is known, so no count is
     total = trainable = 0
     for layer in arch.layers:

@@ -202,7 +202,9 @@ def _child_main() -> None:
     import gc
     import importlib
 
-    gc.set_threshold(50_000, 20, 100)  # a short-lived reader of many small objects (see archdiff.cli.main)
+    from archdiff.limits import GC_THRESHOLDS
+
+    gc.set_threshold(*GC_THRESHOLDS)  # a short-lived reader of many small objects
     module, qualname, args, memory = pickle.loads(sys.stdin.buffer.read())
     _cap_memory(memory)
     fn: Any = importlib.import_module(module)

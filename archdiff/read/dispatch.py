@@ -27,7 +27,7 @@ from archdiff.read.keras3_h5 import read_sharded
 from archdiff.read.keras_zip import read_keras_zip
 from archdiff.read.legacy_h5 import read_h5
 from archdiff.read.preset import is_preset, read_preset
-from archdiff.read.sniff import HDF5, JSON, YAML, ZIP, choose_reader
+from archdiff.read.sniff import HDF5, JSON, YAML, ZIP, choose_reader, format_from_name
 
 SUPPORTED = (
     ".keras, .h5/.hdf5 (full model or weights), .weights.h5, .weights.json (sharded), "
@@ -76,6 +76,8 @@ def load(spec: str | os.PathLike, *, factory_kwargs: Mapping[str, Any] | None = 
 def _plain_json(path: str) -> bool:
     """Whether ``path`` is a regular file archdiff reads as JSON (by name and content, as ``_load_path`` will).
     Anything else, or a file that cannot be told, goes to the supervised child, which says what is wrong."""
+    if format_from_name(path) not in (JSON, None):  # .keras, .h5, .yaml: the child sniffs it, once
+        return False
     try:
         return stat.S_ISREG(os.stat(path).st_mode) and choose_reader(path) == JSON
     except (OSError, ArchdiffError):

@@ -17,7 +17,7 @@ from archdiff.model import Architecture
 from archdiff.read.config import parse
 
 
-def _read_bounded(path: str) -> bytes:
+def read_bounded(path: str) -> bytes:
     size = os.path.getsize(path)
     if size > MAX_CONFIG_BYTES:
         raise LimitExceededError(f"the file holds {size} bytes, over archdiff's limit of {MAX_CONFIG_BYTES} for a config",
@@ -59,9 +59,9 @@ def json_depth(data: bytes, limit: int = MAX_DOCUMENT_DEPTH) -> int | None:
     """How deep the containers of a valid JSON text nest (``{}`` is 1, a scalar 0); None beyond ``limit``.
 
     The same figure as :func:`check_document` walks on the parsed document, read off the text at C
-    speed (a 10,000-layer config: 25 ms instead of 290): escapes dropped, then every byte but
-    brackets and quotes, then strings (what is left of them: ``""`` pairs, wherever they fall, keep
-    each bracket on its side of the quotes), then innermost ``[]``/``{}`` pairs, one level per pass.
+    speed (a 10,000-layer config: 18 ms instead of the walk's 62, best of 5): escapes dropped, then every
+    byte but brackets and quotes, then strings (what is left of them: ``""`` pairs, wherever they fall,
+    keep each bracket on its side of the quotes), then innermost ``[]``/``{}`` pairs, one level per pass.
     """
     kept = _ESCAPE.sub(b"", data).translate(None, _NOT_STRUCTURE).replace(b'""', b"")
     if b'"' in kept:
@@ -122,11 +122,11 @@ def _check_text(text: str, where: str) -> None:
 
 
 def read_json_file(path: str) -> Any:
-    return parse_json_bytes(_read_bounded(path), where=path)
+    return parse_json_bytes(read_bounded(path), where=path)
 
 
 def read_yaml_file(path: str) -> Any:
-    return parse_yaml_text(_read_bounded(path), where=path)
+    return parse_yaml_text(read_bounded(path), where=path)
 
 
 def _yaml_loader():

@@ -20,8 +20,7 @@ from archdiff.model import Architecture
 from archdiff.read import hdf5 as h5
 from archdiff.read.assemble import architecture
 from archdiff.read.config import parse
-from archdiff.read.documents import _read_bounded as read_bounded
-from archdiff.read.documents import parse_json_bytes
+from archdiff.read.documents import parse_json_bytes, read_bounded
 
 CONFIG, METADATA, WEIGHTS, SHARDED, TASK = ("config.json", "metadata.json", "model.weights.h5", "model.weights.json",
                                             "task.json")

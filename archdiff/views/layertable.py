@@ -59,6 +59,7 @@ def layer_rows(arch: Architecture, grep: str | None = None, *, operations: bool 
 def summary(arch: Architecture) -> dict:
     """``archdiff summary --format json``: the model, its inputs/outputs and totals."""
     counts = arch.param_counts()
+    known = arch.layers_known  # else (a constructor config without weights) every count is unknown, not 0
     return {
         "name": arch.name,
         "class_name": arch.class_name,
@@ -72,9 +73,9 @@ def summary(arch: Architecture) -> dict:
         "has_weights": arch.has_weights,
         "inputs": [s.to_dict() for s in arch.input_specs],
         "outputs": [_output(arch, ref) for ref in arch.outputs],
-        "layers": sum(1 for layer in arch.top_level() if not layer.is_operation),
-        "layers_total": len(arch.keras_layers()),
-        "operations": sum(1 for layer in arch.layers if layer.is_operation),
+        "layers": sum(1 for layer in arch.top_level() if not layer.is_operation) if known else None,
+        "layers_total": len(arch.keras_layers()) if known else None,
+        "operations": sum(1 for layer in arch.layers if layer.is_operation) if known else None,
         "total_params": counts.total if counts else None,
         "trainable_params": counts.trainable if counts else None,
         "non_trainable_params": counts.non_trainable if counts else None,

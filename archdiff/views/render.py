@@ -39,7 +39,7 @@ def constructor_lines(arch: Architecture) -> list[str]:
     """A model built from constructor arguments (keras-hub's): its class and each argument, one per line."""
     if arch.constructor is None:
         return []
-    from archdiff.diff.canonical import dumps, json_visible, normal_value  # only for such a model (light import)
+    from archdiff.diff.canonical import dumps, json_visible, normal_value  # loads archdiff.diff: only for such a model
 
     module = f" ({visible(arch.constructor_module)})" if arch.constructor_module else ""
     lines = [f"constructor: {visible(arch.class_name or '?')}{module}, called with:"]
