@@ -203,6 +203,10 @@ class Architecture:
     notes: tuple[str, ...] = ()
     #: The top-level model's inputs: name, shape, dtype.
     input_specs: tuple[InputSpec, ...] = ()
+    #: For a constructor-config model read with ``--build`` (:mod:`archdiff.read.build`): what built it (its
+    #: class and module, the Keras and keras-hub versions, the backend, whether the build came from the cache
+    #: and where that is). None for a model read from its file alone.
+    built: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     # -- lookups -------------------------------------------------------------
     @cached_property
@@ -224,9 +228,10 @@ class Architecture:
         constructor is called with, not its layers: Keras' layer order, classes
         and connections follow from these arguments only by building the model.
         The model's own name is left out (it is reported as the name). None for a
-        model whose config lists its layers, and for a weights-only file.
+        model whose config lists its layers, and for a weights-only file. A model read with ``--build`` keeps
+        its constructor's arguments beside the layers Keras built from them.
         """
-        if self.has_topology or not self.class_name or not isinstance(self.config, Mapping):
+        if (self.has_topology and self.built is None) or not self.class_name or not isinstance(self.config, Mapping):
             return None
         config = self.config.get("config")
         if not isinstance(config, Mapping):

@@ -63,6 +63,19 @@ def cli(capsys):
     return call
 
 
+@pytest.fixture(scope="session")
+def build_cache(tmp_path_factory):
+    """One --build cache (archdiff.read.build) for the session, never the user's own."""
+    return tmp_path_factory.mktemp("build-cache")
+
+
+@pytest.fixture(autouse=True)
+def _own_build_cache(monkeypatch, build_cache):
+    """--build reads a cache in the user's cache folder: the tests use the session's, so that what a user's
+    machine built never answers for Keras here. Tests of the cache set their own."""
+    monkeypatch.setenv("ARCHDIFF_CACHE_DIR", str(build_cache))
+
+
 @pytest.fixture(autouse=True)
 def _no_job_summary(monkeypatch):
     """archdiff appends to $GITHUB_STEP_SUMMARY when set (archdiff.ci): keep the tests off the summary of the

@@ -9,12 +9,24 @@ from archdiff.errors import UsageError
 
 
 def add_model_args(parser, name: str = "model",
-                   help_text: str = "model file, - (stdin), REV:PATH (git) or package.module:callable") -> None:
+                   help_text: str = "model file, - (stdin), REV:PATH (git) or package.module:callable", *,
+                   build: bool = True) -> None:
     parser.add_argument(name, help=help_text)
     parser.add_argument("--input-format", choices=("keras", "h5", "weights.h5", "json", "yaml"),
                         help="the format of a model read from stdin or a pipe (default: from its content)")
     parser.add_argument("--arg", dest="factory_args", action="append", default=[], metavar="KEY=VALUE",
                         help="keyword argument for a module:callable factory (value read as JSON, else text)")
+    if build:
+        add_build_args(parser)
+
+
+def add_build_args(parser) -> None:
+    parser.add_argument("--build", action="store_true",
+                        help="a model whose config holds constructor arguments (keras-hub): let Keras build it "
+                             "(no weights loaded, safe mode) and read its layers, graph and variables; cached")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="with --build: a module that defines the model's classes, imported before building "
+                             "(Keras and keras-hub always are; a module the file names is never imported unasked)")
 
 
 def factory_kwargs(pairs: list[str]) -> dict[str, Any]:
@@ -34,7 +46,16 @@ def load_model(args, attr: str = "model"):
     from archdiff.read import load
 
     return load(getattr(args, attr), factory_kwargs=factory_kwargs(getattr(args, "factory_args", [])),
-                input_format=getattr(args, "input_format", None))
+                input_format=getattr(args, "input_format", None), **build_options(args))
+
+
+def build_options(args) -> dict:
+    from archdiff.read.build import check_imports
+
+    imports = check_imports(getattr(args, "imports", []) or [])
+    if imports and not getattr(args, "build", False):
+        raise UsageError("--import is for --build", hint="add --build, or leave --import out")
+    return {"build": bool(getattr(args, "build", False)), "imports": imports}
 
 
 def emit(text: str, stream=None) -> None:

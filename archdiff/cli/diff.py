@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from archdiff.cli.common import dump_json, emit, factory_kwargs
+from archdiff.cli.common import add_build_args, build_options, dump_json, emit, factory_kwargs
 from archdiff.errors import UsageError
 from archdiff.output import refuse_overwriting_inputs, write_text
 from archdiff.textfmt import use_colour
@@ -87,6 +87,7 @@ def register(sub) -> None:
                    help="keyword argument for A's factory only")
     p.add_argument("--arg-b", dest="factory_args_b", action="append", default=[], metavar="KEY=VALUE",
                    help="keyword argument for B's factory only")
+    add_build_args(p)
     p.add_argument("--map", dest="maps", action="append", default=[], metavar="OLD=NEW",
                    help="pair A's layer OLD (a path; a nested model's layers go with it) with B's NEW before "
                         "anything else; 're:PATTERN=REPLACEMENT' substitutes a regex (re:^=base/ puts A under "
@@ -174,8 +175,15 @@ def run_diff(args) -> int:
 
         preload()
     both = factory_kwargs(args.factory_args)
-    a = load(args.a, factory_kwargs={**both, **factory_kwargs(args.factory_args_a)})
-    b = load(args.b, factory_kwargs={**both, **factory_kwargs(args.factory_args_b)})
+    building = build_options(args)
+    a = load(args.a, factory_kwargs={**both, **factory_kwargs(args.factory_args_a)}, **building)
+    b = load(args.b, factory_kwargs={**both, **factory_kwargs(args.factory_args_b)}, **building)
+    if building["build"]:
+        from archdiff.read.build import alike
+
+        a, b = alike(a, b, lambda arch: load(args.a if arch is a else args.b,
+                                             factory_kwargs={**both, **factory_kwargs(
+                                                 args.factory_args_a if arch is a else args.factory_args_b)}))
     d = diff(a, b, options)
     result = None
     if policy is not None:

@@ -29,7 +29,7 @@ def register(sub) -> None:
                     "Files that are not readable models, and errors while "
                     "reading one, are printed as the file's own text lines or a one-line placeholder with a "
                     "digest, exit 0, so that git never fails on them.")
-    add_model_args(p)
+    add_model_args(p, build=False)  # git runs textconv unattended: never a build
     p.add_argument("--no-fallback", dest="fallback", action="store_false",
                    help="fail (exit 2) on a file that is not a readable model instead of printing a placeholder")
     p.add_argument("--no-values", dest="values", action="store_false",

@@ -279,6 +279,8 @@ class _Differ:
                         else "a weights-only file")
                 self.notes.append(f"{label} is {what}: it has no topology, so layers are compared by name "
                                   "and weight shapes only (no configs, edges, inputs or outputs)")
+            # What --build could not do for this pair (archdiff.read.build.alike) belongs in the report.
+            self.notes.extend(f"{label}: {n}" for n in arch.notes if n.startswith("--build:"))
         matching = match_layers(a, b, detect_renames=options.detect_renames, rules=options.maps)
         self.matching = matching
         self.notes.extend(matching.notes)
@@ -344,10 +346,17 @@ class _Differ:
         ca, cb = self.a.constructor, self.b.constructor
         if ca is None or cb is None:
             return []
-        self.notes.append("both are built from constructor arguments, which are compared (model.constructor.*); "
-                          "what a changed argument changes in the layers is known only by building the model")
+        built = self.a.built is not None and self.b.built is not None
+        if built:
+            self.notes.append("both are built from constructor arguments, which are compared (model.constructor.*); "
+                              "the layers compared are those Keras built from them (--build), and they carry what "
+                              "each argument changes")
+        else:
+            self.notes.append("both are built from constructor arguments, which are compared (model.constructor.*); "
+                              "what a changed argument changes in the layers is known only by building the model "
+                              "(--build)")
         found = config_diff(normal_value(ca), normal_value(cb))
-        return [constructor_changed(p, o, n, op) for p, o, n, op in found
+        return [constructor_changed(p, o, n, op, built=built) for p, o, n, op in found
                 if not self._hidden((), f"model.constructor.{p}")]
 
     def _hidden(self, layer_paths, change_path: str) -> bool:

@@ -45,7 +45,7 @@ EFFECTS = {
     "inputs": ("topology-changing",),
     # A constructor argument of a model whose config holds no layers (keras-hub's num_layers): what it changes
     # in the layers is known only by building the model, so the most severe effect is assumed.
-    "constructor": ("topology-changing",),
+    "constructor": ("topology-changing", "cosmetic"),
 }
 #: What happened at a change's path: "added" is absent in A, "removed" absent in B.
 OPS = ("changed", "added", "removed")
@@ -120,10 +120,13 @@ def model_class_changed(old: str, new: str, *, cosmetic: bool) -> Change:
     return Change("class", "model.class_name", old, new, "changed", "cosmetic" if cosmetic else "topology-changing")
 
 
-def constructor_changed(path: str, old: Any, new: Any, op: str) -> Change:
+def constructor_changed(path: str, old: Any, new: Any, op: str, *, built: bool = False) -> Change:
     """An argument the model is built from (:attr:`archdiff.model.Architecture.constructor`), at ``path``
-    (``num_layers``, ``dtype``, ``layer_norm_epsilon``): its effect on the layers is unknown without building."""
-    return Change("constructor", f"model.constructor.{path}", old, new, op, "topology-changing")
+    (``num_layers``, ``dtype``, ``layer_norm_epsilon``): its effect on the layers is unknown without building,
+    so the most severe is assumed; when both models were built (``--build``), the layers Keras built are
+    compared and carry the effect, and the argument itself is ``cosmetic``."""
+    effect = "cosmetic" if built else "topology-changing"
+    return Change("constructor", f"model.constructor.{path}", old, new, op, effect)
 
 
 def io_changed(side: str, index: int, what: str, old: Any, new: Any) -> IOChange:

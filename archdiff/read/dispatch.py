@@ -38,7 +38,8 @@ _FACTORY_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 def load(spec: str | os.PathLike, *, factory_kwargs: Mapping[str, Any] | None = None,
-         infer_shapes: bool = True, input_format: str | None = None) -> Architecture:
+         infer_shapes: bool = True, input_format: str | None = None, build: bool = False,
+         imports: tuple[str, ...] = ()) -> Architecture:
     """Read a model file or factory spec into an :class:`Architecture`.
 
     ``factory_kwargs`` are passed to a ``module:callable`` factory.
@@ -68,6 +69,13 @@ def load(spec: str | os.PathLike, *, factory_kwargs: Mapping[str, Any] | None = 
         arch = _infer(arch)
         if arch.has_weights:
             arch = name_positional_weights(arch)
+    if build and arch.constructor is not None:
+        from archdiff.read.build import build as build_model
+
+        arch = build_model(arch, imports=imports)
+    elif build and not arch.has_topology:
+        arch = replace(arch, notes=arch.notes + ("--build: this input holds no config to build from (weights "
+                                                 "only): read as it is",))
     if label is not None:
         arch = replace(arch, source=replace(arch.source, label=label))
     return arch

@@ -205,7 +205,9 @@ def plan_freeze(arch: Architecture, spec: str) -> FreezePlan:
         raise TopologyUnknownError(
             "freezing needs model.layers in order, and this file holds no architecture "
             f"({'a subclassed model' if arch.class_name else 'weights only'})", path=arch.source.path,
-            hint="give the model file (.keras, .h5 full model or .json)")
+            hint=("add --build: Keras builds it from the constructor arguments its config holds and gives "
+                  "model.layers in order" if arch.constructor is not None
+                  else "give the model file (.keras, .h5 full model or .json)"))
     until = resolve_until(arch, spec)
     steps: list[FreezeStep] = []
     if isinstance(until, int):

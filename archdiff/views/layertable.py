@@ -91,7 +91,11 @@ def constructor(arch: Architecture) -> dict | None:
     as its config records them; None for a model whose config lists its layers, and for weights-only files."""
     if arch.constructor is None:
         return None
-    return {"class_name": arch.class_name, "module": arch.constructor_module, "arguments": arch.constructor}
+    built = None
+    if arch.built is not None:  # --build: what built it (archdiff.read.build)
+        built = {key: arch.built.get(key) for key in ("keras_version", "keras_hub_version", "backend", "cached")}
+    return {"class_name": arch.class_name, "module": arch.constructor_module, "arguments": arch.constructor,
+            "built": built}
 
 
 def _output(arch: Architecture, ref) -> dict:
