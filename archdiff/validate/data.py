@@ -27,7 +27,7 @@ import io
 import math
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,14 +59,22 @@ class ModelIO:
 
     inputs: tuple[tuple[str, tuple, str], ...]
     outputs: tuple[tuple[str, tuple], ...]
+    #: The layer that computes each output, where the output is named otherwise (a dict key: keras-hub's
+    #: ``sequence_output``): the head is chosen from that layer.
+    output_layers: dict = field(default_factory=dict)
+    #: The length an unknown (non-batch) input dimension is fed at; the outputs' shapes are Keras' for that.
+    fill: int = 16
 
     @property
     def output_units(self) -> list[tuple[str, int]]:
         return [(name, int(shape[-1]) if shape and shape[-1] is not None else 1) for name, shape in self.outputs]
 
 
-def model_io(model) -> ModelIO:
-    """Inputs and outputs of a live model, or :class:`Skip` when an output has no fixed size."""
+def model_io(model, fill: int = 16) -> ModelIO:
+    """Inputs and outputs of a live model, or :class:`Skip` when an output has no fixed size.
+
+    An output's unknown dimension (a sequence) gets the size Keras computes for inputs whose unknown
+    dimensions are ``fill`` long, as the random task feeds them."""
     from archdiff.validate.reference import input_names, output_names
 
     inputs = tuple((name, tuple(t.shape), str(getattr(t.dtype, "name", t.dtype)))
@@ -75,7 +83,34 @@ def model_io(model) -> ModelIO:
     for name, shape in outputs:
         if len(shape) > 1 and shape[-1] is None:
             raise Skip(f"the output '{name}' has no fixed number of units")
-    return ModelIO(inputs, outputs)
+    if any(d is None for _, shape in outputs for d in shape[1:]):
+        outputs = _concrete_outputs(model, inputs, outputs, fill)
+    layers = {}
+    for name, tensor in zip((n for n, _ in outputs), model.outputs):
+        history = getattr(tensor, "_keras_history", None)
+        layer = getattr(history[0], "name", None) if history else None
+        if isinstance(layer, str) and layer != name:
+            layers[name] = layer
+    return ModelIO(inputs, outputs, layers, fill)
+
+
+def _concrete_outputs(model, inputs, outputs, fill: int):
+    """The outputs' shapes as Keras computes them for inputs ``fill`` long where their length is unknown."""
+    from archdiff.lazy import require_keras
+
+    keras = require_keras()
+    specs = [keras.KerasTensor((None,) + tuple(fill if d is None else d for d in shape[1:]), dtype=dtype)
+             for _, shape, dtype in inputs]
+    struct = getattr(model, "_inputs_struct", None)
+    feed = (dict(zip((n for n, _, _ in inputs), specs)) if isinstance(struct, dict)
+            else specs[0] if len(specs) == 1 else specs)
+    try:
+        computed = keras.tree.flatten(model.compute_output_spec(feed))
+    except Exception:  # noqa: BLE001 - the model's code: the unknown sizes stay unknown (dropped below)
+        return outputs
+    if len(computed) != len(outputs):
+        return outputs
+    return tuple((name, tuple(spec.shape)) for (name, _), spec in zip(outputs, computed))
 
 
 def _builtin_fits(io_: ModelIO, heads: list[Head]) -> str | None:
@@ -96,7 +131,7 @@ def load_data(options: ValidateOptions, io_: ModelIO, target=None) -> tuple[Data
     from archdiff.validate import synthetic
 
     if options.data is None:
-        heads = choose_heads(target, io_.output_units, options.loss)
+        heads = choose_heads(target, io_.output_units, options.loss, layers=io_.output_layers)
         why_not = _builtin_fits(io_, heads)
         if why_not is None:
             image = tuple(io_.inputs[0][1][1:])
@@ -119,7 +154,7 @@ def load_data(options: ValidateOptions, io_: ModelIO, target=None) -> tuple[Data
             raise UsageError(f"--data DIR trains a model with one image input and one output; this one has "
                              f"{len(io_.inputs)} input(s) and {len(io_.outputs)} output(s)",
                              hint="give an .npz with arrays named after the model's inputs and outputs")
-        heads = choose_heads(target, io_.output_units, options.loss)
+        heads = choose_heads(target, io_.output_units, options.loss, layers=io_.output_layers)
         return _load_dir(path, options, io_.inputs[0][1], heads[0]), heads
     if path.lower().endswith(".npz"):
         return _load_npz(path, options, io_, target)
@@ -136,7 +171,7 @@ def _random_task(options: ValidateOptions, io_: ModelIO, heads: list[Head], targ
     n = options.samples + options.test_samples
     x: dict[str, np.ndarray] = {}
     for name, shape, dtype in io_.inputs:
-        dims = (n,) + tuple(16 if d is None else int(d) for d in shape[1:])
+        dims = (n,) + tuple(io_.fill if d is None else int(d) for d in shape[1:])
         if "int" in dtype:
             x[name] = rng.integers(0, max(1, limits.get(name, min(limits.values(), default=2))),
                                    size=dims).astype("int32")
@@ -202,7 +237,7 @@ def _load_npz(path: str, options: ValidateOptions, io_: ModelIO, target) -> tupl
         if len(got) != len(expected) or any(e is not None and e != d for e, d in zip(expected, got)):
             label = "'x'" if len(in_names) == 1 and "x" in arrays else f"'{name}'"
             raise InputError(f"{label} samples are {list(got)}, the model takes {list(expected)}", path=path)
-    heads = choose_heads(target, io_.output_units, options.loss, targets=y)
+    heads = choose_heads(target, io_.output_units, options.loss, targets=y, layers=io_.output_layers)
     y = {h.name: _targets(y[h.name], h, path) for h in heads}
     xv = _named(arrays, in_names, ("x:", "input:"), "x", "_val")
     yv = _named(arrays, out_names, ("y:", "target:", "output:"), "y", "_val")

@@ -81,7 +81,9 @@ def finetune(target: Architecture, weights_path: str, transferred: list[str] | N
     keras.utils.set_random_seed(options.seed)
     model = build(True)
     try:
-        data, heads = load_data(options, model_io(model), target)
+        from archdiff.validate.outputs import sequence_limit
+
+        data, heads = load_data(options, model_io(model, fill=min(16, sequence_limit(target) or 16)), target)
     except Skip as why:
         return FinetuneCheck(status=SKIPPED, reason=str(why), device=device)
     loss = _losses(keras, heads)
@@ -141,6 +143,11 @@ def finetune(target: Architecture, weights_path: str, transferred: list[str] | N
                     notes.append("stage 2 keeps the frozen BatchNormalization layers frozen, in inference "
                                  "mode, as the Keras transfer-learning guide advises")
     failures = tuple(f for stage in stages for f in stage.failures)
+    for stage in stages:
+        if stage.loss_independent:
+            notes.append(f"{stage.name}: {len(stage.loss_independent)} trainable variable(s) did not move because "
+                         f"the loss does not depend on them (a seeded perturbation leaves it unchanged; an "
+                         f"attention layer's key bias, which the softmax ignores): {_some(stage.loss_independent)}")
 
     # -- from scratch, same budget (built-in task) ---------------------------------
     scratch = gain = None
@@ -291,7 +298,10 @@ def _train_stage(model, name: str, epochs: int, learning_rate: float, trainable_
         return None if var is None else np.asarray(var.numpy()).tobytes() != before[key][1].tobytes()
 
     frozen_changed = tuple(n for key, n in frozen_vars.items() if changed(key) is True)
-    trainable_unchanged = tuple(n for key, n in trainable_vars.items() if changed(key) is False)
+    unchanged = [key for key in trainable_vars if changed(key) is False]
+    ignored = loss_independent(model, data, [after[key] for key in unchanged], seed) if unchanged else set()
+    trainable_unchanged = tuple(trainable_vars[key] for key in unchanged if key not in ignored)
+    independent = tuple(trainable_vars[key] for key in unchanged if key in ignored)
     loss_finite = bool(losses) and all(math.isfinite(v) for v in losses)
     # With one epoch there is no trend to judge: loss_falling stays None (not checked).
     loss_falling = losses[-1] < losses[0] if len(losses) >= 2 else None
@@ -315,7 +325,48 @@ def _train_stage(model, name: str, epochs: int, learning_rate: float, trainable_
                        val_loss_after=val_loss_after, time_per_step_ms=times.per_step_ms(),
                        frozen_variables=len(frozen_vars), trainable_variables=len(trainable_vars),
                        frozen_changed=frozen_changed, trainable_unchanged=trainable_unchanged,
+                       loss_independent=independent,
                        loss_finite=loss_finite, loss_falling=loss_falling, failures=tuple(failures))
+
+
+#: How far a perturbation of a variable may move the loss, relative, for the loss not to depend on it.
+INDEPENDENT_RTOL = 1e-5
+
+
+def loss_independent(model, data: Data, variables: list, seed: int) -> set[int]:
+    """``id`` of each variable the training loss does not depend on: a seeded perturbation of it (normal,
+    0.5 times its spread, at least 0.5) leaves the loss on a training batch unchanged within
+    :data:`INDEPENDENT_RTOL`. Such a variable cannot move in any training (an attention layer's key bias: the
+    softmax is invariant to it), so its not moving says nothing about the port. Measured, not assumed: a
+    variable the loss depends on, even a little, is not in the set."""
+    if data.batched or not variables:
+        return set()
+    x, y = data.train
+
+    def first(v):
+        return {k: a[:8] for k, a in v.items()} if isinstance(v, dict) else v[:8]
+
+    x, y = first(x), first(y)
+
+    def loss() -> float:
+        return float(model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True).get("loss", float("nan")))
+
+    base = loss()
+    if not math.isfinite(base):
+        return set()
+    rng = np.random.default_rng([seed, 707])
+    found = set()
+    for var in variables:
+        value = np.asarray(var.numpy())
+        scale = max(0.5, 0.5 * float(np.std(value))) if value.size else 0.5
+        try:
+            var.assign((value + rng.normal(0.0, scale, value.shape)).astype(value.dtype))
+            moved = loss()
+        finally:
+            var.assign(value)
+        if math.isfinite(moved) and abs(moved - base) <= INDEPENDENT_RTOL * max(abs(base), 1e-12):
+            found.add(id(var))
+    return found
 
 
 def _some(names) -> str:

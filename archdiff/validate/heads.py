@@ -97,8 +97,10 @@ def _whole_numbers(values) -> bool:
         return False
 
 
-def choose_heads(target, outputs: list[tuple[str, int]], losses=(), targets: dict | None = None) -> list[Head]:
-    """A :class:`Head` per output ``(name, units)``; ``losses`` from ``--loss``; ``targets`` from ``--data``."""
+def choose_heads(target, outputs: list[tuple[str, int]], losses=(), targets: dict | None = None,
+                 layers: dict | None = None) -> list[Head]:
+    """A :class:`Head` per output ``(name, units)``; ``losses`` from ``--loss``; ``targets`` from ``--data``;
+    ``layers``: the layer computing an output that is named otherwise (a dict key)."""
     given = dict(losses)
     unknown = sorted(k for k in given if k and k not in {n for n, _ in outputs})
     if unknown:
@@ -111,7 +113,7 @@ def choose_heads(target, outputs: list[tuple[str, int]], losses=(), targets: dic
             kind, logits = LOSSES[check_loss_name(chosen)]
             heads.append(Head(name, units, kind, chosen.replace("_from_logits", ""), logits, f"--loss {chosen}"))
             continue
-        layer = target.by_path.get(name) if target is not None else None
+        layer = target.by_path.get((layers or {}).get(name, name)) if target is not None else None
         activation = _activation(layer)
         y = (targets or {}).get(name)
         if y is not None and not _whole_numbers(y):

@@ -217,7 +217,8 @@ def embedding_limits(target: Architecture) -> dict[str, int]:
     inputs = {r.layer for r in target.inputs}
     limits: dict[str, int] = {}
     for layer in target.layers:
-        if layer.class_name != "Embedding" or layer.depth != 0:
+        # Embedding and its kin (keras' ReversibleEmbedding, a tied input/output embedding): ids below input_dim.
+        if not layer.class_name.endswith("Embedding") or layer.depth != 0 or "input_dim" not in layer.config:
             continue
         dim = layer.config.get("input_dim")
         for call in layer.calls:
@@ -243,7 +244,7 @@ def _input_shapes(graph: SharedGraph, target: Architecture, source: Architecture
         t_spec, s_spec = t_specs.get(t_name), s_specs.get(s_name)
         s_shape = tuple(s_spec.shape) if s_spec and s_spec.shape else None
         t_shape = tuple(t_spec.shape) if t_spec and t_spec.shape else None
-        shape = _concrete(t_shape, s_shape)
+        shape = _concrete(t_shape, s_shape, sequence_limit(target))
         if shape is None:
             return shapes, dtypes, src_shapes, notes, f"the input '{t_name}' has no known shape"
         shapes[t_name] = shape
@@ -258,6 +259,13 @@ def _input_shapes(graph: SharedGraph, target: Architecture, source: Architecture
             notes.append(f"input '{t_name}' is {list(shape[1:])} in the target, {list(s_shape[1:])} in the "
                          f"source: the source's layers are run at the target's size")
     return shapes, dtypes, src_shapes, notes, None
+
+
+def graph_document(arch: Architecture) -> dict:
+    """The functional config sub-models are cut from: a built constructor config's graph as Keras serialized the
+    built model (archdiff.read.build), else the model's own config."""
+    graph = arch.built.get("graph") if arch.built else None
+    return dict(graph) if isinstance(graph, dict) else dict(arch.config or {})
 
 
 class _SubModels:
@@ -289,8 +297,8 @@ class _SubModels:
         t_in = [r.layer for r in self.target.inputs if r.layer in graph.inputs and r.layer in needed]
         s_in = [graph.inputs[n] for n in t_in]
         s_out = [(graph.layers[n], node, t) for n, node, t in outputs]
-        t_doc = sub_config(dict(self.target.config), keep_t, t_in, outputs, self.shapes)
-        s_doc = sub_config(dict(self.source.config), keep_s, s_in, s_out,
+        t_doc = sub_config(graph_document(self.target), keep_t, t_in, outputs, self.shapes)
+        s_doc = sub_config(graph_document(self.source), keep_s, s_in, s_out,
                            {graph.inputs[k]: v for k, v in self.shapes.items()})
         t_sub = rebuild(self.target, unsafe=self.unsafe, serialized=t_doc)
         s_sub = rebuild(self.source, unsafe=self.unsafe, serialized=s_doc)
@@ -342,15 +350,24 @@ def _seeded_batch(shapes: dict[str, tuple], dtypes: dict[str, str], batch: int, 
     return out
 
 
-def _concrete(shape: tuple | None, fallback: tuple | None) -> tuple | None:
-    """A shape with every unknown dimension but the batch filled in (from the source's, else 32)."""
+def sequence_limit(arch: Architecture) -> int | None:
+    """The longest sequence the model takes where a layer says (a position embedding's ``sequence_length``,
+    keras-hub's ``max_sequence_length``): an unknown sequence dimension is fed no longer than that."""
+    found = [v for layer in arch.layers for key in ("sequence_length", "max_sequence_length")
+             for v in [layer.config.get(key)] if type(v) is int and v > 0]
+    return min(found) if found else None
+
+
+def _concrete(shape: tuple | None, fallback: tuple | None, limit: int | None = None) -> tuple | None:
+    """A shape with every unknown dimension but the batch filled in (from the source's, else 32, or the
+    model's longest sequence where that is shorter)."""
     if shape is None:
         return fallback
     dims = [None]
     for i, d in enumerate(shape[1:], start=1):
         if d is None:
             other = fallback[i] if fallback is not None and i < len(fallback) else None
-            dims.append(other if other is not None else 32)
+            dims.append(other if other is not None else min(32, limit or 32))
         else:
             dims.append(int(d))
     return tuple(dims)

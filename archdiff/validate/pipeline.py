@@ -34,6 +34,7 @@ from __future__ import annotations
 import gc
 import math
 import time
+from typing import Any
 
 from archdiff.errors import UsageError
 from archdiff.validate.arrival import check_weights
@@ -99,13 +100,16 @@ def validate(target: str, weights: str | None = None, source: str | None = None,
         options = options.with_changes(allow_skip=options.allow_skip + ("finetune",))
     # Before anything imports Keras (a --import module may): Keras fixes its backend on first import.
     select_backend(options.backend)
-    target_arch = load(target)
+    # A constructor config (keras-hub) is validated as the model Keras builds from it (archdiff.read.build):
+    # rebuilding it is what validate does anyway, and the checks need its layers and graph.
+    building: dict[str, Any] = {"build": True, "imports": tuple(options.imports)}
+    target_arch = load(target, **building)
     weights_path = weights or target
-    weights_arch = load(weights_path, infer_shapes=False) if weights else target_arch
+    weights_arch = load(weights_path, infer_shapes=False, **building) if weights else target_arch
     if not weights_arch.has_weights and weights is None:
         raise UsageError(f"'{target}' holds no weights to validate",
                          hint="give the transferred weights with --weights OUT")
-    source_arch = load(source) if source else None
+    source_arch = load(source, **building) if source else None
     reference = None
     if options.reference:
         from archdiff.validate.reference import load_reference

@@ -47,7 +47,22 @@ def _name(tensor, fallback: str) -> str:
     return str(name).split(":")[0]
 
 
+def _dict_keys(model, attr: str) -> list[str] | None:
+    """The keys of a model built on a dict of inputs or outputs (keras-hub's backbones), in the order of
+    ``model.inputs`` / ``model.outputs`` (Keras flattens a dict by sorted key); Keras' fit and evaluate key their
+    data by them."""
+    struct = getattr(model, attr, None)
+    if not isinstance(struct, dict) or not all(isinstance(k, str) for k in struct):
+        return None
+    from archdiff.lazy import require_keras
+
+    return [str(k) for k in require_keras().tree.flatten({k: k for k in struct})]
+
+
 def input_names(model) -> list[str]:
+    keys = _dict_keys(model, "_inputs_struct")
+    if keys is not None:
+        return keys
     names = getattr(model, "input_names", None)
     if names:
         return [str(n) for n in names]
@@ -55,6 +70,9 @@ def input_names(model) -> list[str]:
 
 
 def output_names(model) -> list[str]:
+    keys = _dict_keys(model, "_outputs_struct")
+    if keys is not None:
+        return keys
     names = getattr(model, "output_names", None)
     if names:
         return [str(n) for n in names]

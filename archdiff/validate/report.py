@@ -242,6 +242,9 @@ class StageResult:
     trainable_variables: int = 0
     frozen_changed: tuple[str, ...] = ()
     trainable_unchanged: tuple[str, ...] = ()
+    #: Trainable variables that did not change because the loss does not depend on them (measured by
+    #: perturbing them: an attention key bias); not a failure.
+    loss_independent: tuple[str, ...] = ()
     loss_finite: bool = True
     loss_falling: bool | None = None
     failures: tuple[str, ...] = ()
@@ -255,7 +258,8 @@ class StageResult:
             "metric_after": self.metric_after, "val_loss_after": self.val_loss_after,
             "time_per_step_ms": self.time_per_step_ms, "frozen_variables": self.frozen_variables,
             "trainable_variables": self.trainable_variables, "frozen_changed": list(self.frozen_changed),
-            "trainable_unchanged": list(self.trainable_unchanged), "loss_finite": self.loss_finite,
+            "trainable_unchanged": list(self.trainable_unchanged),
+            "loss_independent": list(self.loss_independent), "loss_finite": self.loss_finite,
             "loss_falling": self.loss_falling, "failures": list(self.failures),
         }
 
