@@ -21,6 +21,11 @@ from archdiff.read.specs import weight_spec
 
 def read_sharded(path: str, index: Mapping) -> Architecture:
     """Keras 3 sharded weights: the ``.weights.json`` index and its shard files."""
+    return weights_only_keras3(sharded_tree(path, index), path=path, fmt="weights.json")
+
+
+def sharded_tree(path: str, index: Mapping) -> h5.SaveableNode:
+    """The weights tree of a ``.weights.json`` index and its shard files (plain file names beside it only)."""
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict):
         raise InputError("'weight_map' is not a mapping", path=path)
@@ -41,8 +46,7 @@ def read_sharded(path: str, index: Mapping) -> Architecture:
             if not os.path.isfile(shard_path):
                 raise InputError(f"shard '{name}' named in the index is missing", path=path)
             files.append(stack.enter_context(h5.open_h5(shard_path, where=shard_path)))
-        tree = h5.read_keras3_tree(files, where=path)
-    return weights_only_keras3(tree, path=path, fmt="weights.json")
+        return h5.read_keras3_tree(files, where=path)
 
 
 def attach_keras3(layers: list[Layer], tree: h5.SaveableNode, *, top_class: str) -> tuple[list[Layer], list[str]]:

@@ -5,7 +5,8 @@ document as a ``.keras`` zip's ``config.json``), ``metadata.json`` (Keras
 and keras-hub versions, ``parameter_count``) and the weights as a Keras 3
 ``.weights.h5``; a task preset adds ``task.json`` and tokenizer assets. The
 backbone is read: its architecture from ``config.json``, its weights from
-``model.weights.h5``, in place. The Architecture's source is the weights file
+``model.weights.h5`` (or, for a backbone saved in shards, ``model.weights.json`` and its shards), in place.
+The Architecture's source is the weights file
 (so weight values are read from it, as from any ``.weights.h5``), labelled
 with the folder. Nothing is downloaded; a preset name (``bert_base_en``) is
 not a folder and is not looked up.
@@ -52,8 +53,16 @@ def read_preset(folder: str) -> Architecture:
             tree = h5.read_keras3_tree([f], where=weights_path)
         arch = architecture(parsed, path=weights_path, fmt="preset", weights=("keras3", tree))
     elif os.path.isfile(os.path.join(folder, SHARDED)):
-        raise InputError("a preset with sharded weights (model.weights.json) is not read yet", path=folder,
-                         hint=f"pass {os.path.join(folder, SHARDED)} itself for the weights")
+        # save_to_preset shards a backbone larger than max_shard_size: an index and its shards, read (and
+        # written, by transfer) as any Keras 3 sharded weights file.
+        from archdiff.read.keras3_h5 import sharded_tree
+
+        index_path = os.path.join(folder, SHARDED)
+        index = parse_json_bytes(read_bounded(index_path), where=index_path)
+        if not isinstance(index, dict):
+            raise InputError("the sharded weights index is not a mapping", path=index_path)
+        tree = sharded_tree(index_path, index)
+        arch = architecture(parsed, path=index_path, fmt="weights.json", weights=("keras3", tree))
     else:
         arch = architecture(parsed, path=config_path, fmt="json", weights=None)
     count = metadata.get("parameter_count")
