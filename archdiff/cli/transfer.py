@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from archdiff.cli.common import emit
+from archdiff.cli.common import add_build_args, build_options, emit
 from archdiff.errors import UsageError
 
 
@@ -59,6 +59,7 @@ def register(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing (exit code as for a run)")
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="report format")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    add_build_args(p)
     p.set_defaults(run=run_transfer)
 
 
@@ -98,7 +99,16 @@ def run_transfer(args) -> int:
 
     if not args.output and not args.dry_run:
         raise UsageError("no output file", hint="give -o OUT, or --dry-run to see the plan only")
-    plan = plan_transfer(args.source, args.target, _options(args))
+    source, target = args.source, args.target
+    building = build_options(args)
+    if building["build"]:  # keras-hub: pair by the variables' Keras names, located in the files by Keras
+        from archdiff.read import load
+        from archdiff.read.build import alike
+
+        built = {path: load(path, **building) for path in (source, target)}
+        paths = {id(arch): path for path, arch in built.items()}
+        source, target = alike(built[source], built[target], lambda arch: load(paths[id(arch)]))
+    plan = plan_transfer(source, target, _options(args))
     if args.dry_run:
         report = dry_run(plan, args.output)
         emit(render(report, args.format))

@@ -705,7 +705,8 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
                       if rule else "no target layer of this name")
         unused.append(UnusedLayer(u.path, u.params, u.nbytes, reason, u.class_name))
 
-    notes = []
+    notes = [f"{side}: {n}" for side, arch in (("source", src_arch), ("target", tgt_arch)) for n in arch.notes
+             if n.startswith("--build:")]  # what --build could not do for this pair (archdiff.read.build.alike)
     nestings = _nestings(src_arch, tgt_arch, options, layers)
     nested_hint = "; ".join(f"{n.describe('the source', 'the target')}: --match auto pairs its layers (or --map "
                             f"'{n.rule}')" for n in nestings)
