@@ -183,6 +183,12 @@ def run() -> list[dict]:
                          archdiff_argv("diff", str(a), str(b), "--format", "html", "-o", str(page)),
                          archdiff_argv("diff", str(a), str(b), "--format", "json"), page,
                          target="page < 1.5 MB, ready < 1.5 s", expand_all=True))
+        big_a, big_b = synthetic_pair(10_000)
+        page = tmp / "synthetic10k.html"
+        rows.append(_row("diff --format html: 10,000-layer synthetic pair",
+                         archdiff_argv("diff", str(big_a), str(big_b), "--format", "html", "-o", str(page)),
+                         archdiff_argv("diff", str(big_a), str(big_b), "--format", "json"), page,
+                         target="ready in headless Chromium < 2 s (issue 19)"))
         worst = worst_case_b(1000)
         page = tmp / "worst.html"
         rows.append(_row("diff --format html: 1,000 layers, nearly every layer changed",

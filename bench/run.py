@@ -1,6 +1,6 @@
 """Run every bench row in one run and write bench/results.md (and .json).
 
-Usage: python -m bench.run [NAME ...]   (names: layers, diff, values, transfer, html, validate, robust, contain)
+Usage: python -m bench.run [NAME ...]   (names: layers, build, diff, values, transfer, html, validate, robust, contain)
 Each row: archdiff and the baseline a user would otherwise run, both timed as
 fresh processes on the same machine in the same run; speedup = baseline /
 archdiff (> 1: archdiff is faster).
@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-SUITES = ("layers", "diff", "values", "transfer", "html", "validate", "robust", "contain")
+SUITES = ("layers", "build", "diff", "values", "transfer", "html", "validate", "robust", "contain")
 OUT = Path(__file__).resolve().parent / "results.md"
 
 
