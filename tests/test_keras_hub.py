@@ -196,19 +196,22 @@ def test_two_presets_diff_and_port_like_their_files(tmp_path, cli):
         assert names and all(np.array_equal(a[n][()], b[n][()]) for n in names)
 
 
-def test_a_preset_says_what_it_did_not_read_and_checks_keras_count(tmp_path, cli):
+def test_a_preset_checks_keras_count_and_refuses_a_task_json_without_a_backbone(tmp_path, cli):
     import shutil
 
     preset = tmp_path / "bert_preset"
     shutil.copytree(HUB / "bert2_preset", preset)
-    (preset / "task.json").write_text("{}")
     meta = json.loads((preset / "metadata.json").read_text())
     assert meta["parameter_count"] == TRUTH["bert2"]["total_params"]  # keras-hub's own count
     meta["parameter_count"] += 1
     (preset / "metadata.json").write_text(json.dumps(meta))
     code, out, _ = cli("summary", preset, "--format", "json")
     notes = json.loads(out)["notes"]
-    assert any("task.json" in n for n in notes)
     assert any(f"says {TRUTH['bert2']['total_params'] + 1:,} parameters" in n for n in notes)
+    # A task.json is the task on this backbone: one that names no backbone is refused, not read as the backbone.
+    (preset / "task.json").write_text("{}")
+    code, out, err = cli("summary", preset, "--format", "json")
+    assert code == 2 and out == "" and "task.json names no backbone class" in err
+    assert len(err.strip().splitlines()) == 1
     code, _, err = cli("layers", tmp_path)
     assert code == 2 and "directory" in err and len(err.strip().splitlines()) == 1

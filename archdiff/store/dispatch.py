@@ -16,6 +16,7 @@ from archdiff.store.base import WeightStore
 from archdiff.store.h5file import Keras3WeightsStore
 from archdiff.store.keras_zip import KerasZipStore
 from archdiff.store.legacy import LegacyH5Store
+from archdiff.store.preset import TaskPresetStore
 from archdiff.store.sharded import ShardedStore
 
 #: Every store, most specific file name ending first.
@@ -27,6 +28,7 @@ _BY_FORMAT: dict[str, type[WeightStore]] = {
     "weights.json": ShardedStore,
     "weights.h5": Keras3WeightsStore,
     "preset": Keras3WeightsStore,  # a keras-hub preset's model.weights.h5 (the Architecture's source path)
+    "task-preset": TaskPresetStore,  # a keras-hub task preset folder: task.weights.h5 + the backbone's weights
     "h5": LegacyH5Store,
     "h5-weights": LegacyH5Store,
 }

@@ -102,6 +102,7 @@ _OUT_SUFFIXES = {
     "h5": (".h5", ".hdf5"),
     "h5-weights": (".h5", ".hdf5"),
     "weights.json": (".weights.json",),
+    "task-preset": ("/ (a new preset folder)",),
 }
 
 
@@ -127,6 +128,9 @@ def check_output(out: str, plan: TransferPlan) -> None:
         inputs += list(ShardedStore.companion_files(plan.target.path))
     refuse_overwriting_inputs(out, inputs)
     fmt = plan.target.format
+    if fmt == "task-preset":
+        _check_preset_output(out, plan)
+        return
     have = _suffix_family(out)
     family = "h5" if fmt in ("h5", "h5-weights") else "weights.h5" if fmt == "preset" else fmt
     # Whatever the target is called, OUT is read back by its own name (as Keras reads it).
@@ -186,6 +190,8 @@ def apply_transfer(plan: TransferPlan, out: str | os.PathLike, *, progress: bool
             checksums = _write_keras(plan, out, copies, source, bar)
         elif plan.target.format == "weights.json":
             checksums = _write_sharded(plan, out, copies, source, bar)
+        elif plan.target.format == "task-preset":
+            checksums = _write_task_preset(plan, out, copies, source, bar)
         else:
             checksums = _write_weights_file(plan, out, copies, source, bar)
     return TransferReport(plan, out, written=True, verified=True, checksums=checksums)
@@ -371,4 +377,96 @@ def _write_sharded(plan, out, copies, source, bar) -> dict[str, str]:
             os.fsync(fh.fileno())
         for tmp in (index_tmp, *tmps):
             default_file_mode(tmp)
+    return checksums
+
+
+# -- a keras-hub task preset ----------------------------------------------------------
+def _preset_members(folder: str) -> list[str]:
+    """The target preset's files, relative to it (tokenizer assets in sub-folders too); links and special
+    files refused, so that OUT holds only regular files copied from the target."""
+    import stat
+
+    out: list[str] = []
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        for entry in sorted(os.scandir(os.path.join(folder, rel)), key=lambda e: e.name):
+            name = os.path.join(rel, entry.name)
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode):
+                pending.append(name)
+            elif stat.S_ISREG(mode):
+                out.append(name)
+            else:
+                raise UsageError(f"the target preset holds '{name}', which is not a regular file or folder",
+                                 path=folder, hint="a preset folder written by keras-hub holds only files and "
+                                 "folders; copy the preset without links first")
+    return out
+
+
+def _check_preset_output(out: str, plan: TransferPlan) -> None:
+    """A task-preset OUT is a new folder: it must not exist yet, and its parent must."""
+    if os.path.lexists(out):
+        raise UsageError(f"the output '{out}' already exists; a transfer into a task preset writes a new preset "
+                         "folder", hint="give a path that does not exist yet (the preset's files are copied there)")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise UsageError(f"the folder '{parent}' does not exist", path=out,
+                         hint="create it first or choose another output path")
+    _preset_members(plan.target.path)
+
+
+def _write_task_preset(plan, out, copies, source, bar) -> dict[str, str]:
+    """A task-preset OUT: a new folder holding the target preset's files, its two weight files overwritten
+    where the plan copies; written beside OUT, verified, then renamed into place (no OUT on failure)."""
+    import shutil
+    import tempfile
+
+    from archdiff.read.preset import task_files
+    from archdiff.store.preset import TaskPresetStore
+    from archdiff.transfer.write import copy_file_except, default_file_mode, fsync_path
+
+    target = plan.target.path
+    weights = [p for p in task_files(target)]
+    members = _preset_members(target)
+    with TaskPresetStore(target, **_CHECKED_BY_THE_PLAN) as original:
+        holes: list[list[tuple[int, int]]] = [[], []]
+        for _, var in copies:
+            found = original.dataset(var.target_location).raw_range()
+            if found is not None:
+                holes[original.part(var.target_location)].append(found)
+    parent = os.path.dirname(os.path.abspath(out))
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out))}.", suffix=".tmp", dir=parent)
+    try:
+        written_files: list[str | None] = [None, None]
+        for rel in members:
+            src = os.path.join(target, rel)
+            dst = os.path.join(tmp, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            which = next((i for i, w in enumerate(weights) if w is not None and os.path.samefile(w, src)), None)
+            if which is not None:
+                copy_file_except(src, dst, holes[which])
+                written_files[which] = dst
+            else:
+                shutil.copyfile(src, dst)
+        files = (written_files[0], written_files[1])
+        with TaskPresetStore(tmp, files=files, mode="r+", where=out, **_CHECKED_BY_THE_PLAN) as written:
+            checksums = _copy_all(written, copies, source, out, bar)
+        for path in files:
+            if path is not None:
+                fsync_path(path)
+        with TaskPresetStore(tmp, files=files, where=out, **_CHECKED_BY_THE_PLAN) as written:
+            _verify(written, copies, checksums, out, bar)
+        for rel in members:
+            default_file_mode(os.path.join(tmp, rel))
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)
+        if os.path.lexists(out):
+            raise UsageError(f"the output '{out}' appeared while archdiff wrote it; nothing was replaced",
+                             hint="give a path that does not exist yet")
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return checksums

@@ -636,6 +636,7 @@ def _describe(arch: Architecture) -> FileInfo:
         "weights.h5": "Keras 3 .weights.h5",
         "weights.json": "sharded Keras 3 weights",
         "preset": "keras-hub preset's model.weights.h5",
+        "task-preset": "keras-hub task preset (task.weights.h5 and the backbone's model.weights.h5)",
     }.get(src.format, src.format)
     if src.format == "weights.h5":
         keras = None
@@ -654,7 +655,7 @@ def plan_transfer(source: str | os.PathLike | Architecture, target: str | os.Pat
     src_arch = source if isinstance(source, Architecture) else load(source, infer_shapes=_needs_names(source))
     tgt_arch = target if isinstance(target, Architecture) else load(target, infer_shapes=_needs_names(target))
     src_info, tgt_info = _describe(src_arch), _describe(tgt_arch)
-    weight_formats = WEIGHT_FILE_FORMATS + ("keras", "weights.json", "preset")
+    weight_formats = WEIGHT_FILE_FORMATS + ("keras", "weights.json", "preset", "task-preset")
     if src_arch.source.format not in weight_formats or not _stored(src_arch):
         raise InputError(f"the source holds no weights ({src_info.description})", path=src_info.path,
                          hint="give a file with weights: .keras, .h5, .weights.h5 or .weights.json")

@@ -73,14 +73,20 @@ def values_line(values) -> str:
     s = values.summary()
     if not s["layers"]:
         return "no paired layer with weights to compare"
-    if not s["variables_changed"]:
+    if not s["variables_changed"] and not s["variables_equal"]:
+        text = "no variable compared by value"
+    elif not s["variables_changed"]:
         text = f"all {s['variables_equal']} variables of {s['layers_equal']} layers bitwise equal"
     else:
         text = (f"{s['layers_changed']} of {s['layers']} layers changed by value ({s['variables_changed']} of "
                 f"{s['variables']} variables); {s['layers_equal']} layers bitwise equal")
-    if s["variables_not_compared"] or s["layers_not_compared"]:
-        n = s["variables_not_compared"]
+    n = s["variables_not_compared"]
+    if n:
         text += f"; {n} variable{'s' if n != 1 else ''} not compared"
+    m = s["layers_not_compared"]
+    if m:
+        # A layer whose variables do not pair (one more block inside a built backbone) compares none of them.
+        text += f"; {m} layer{'s' if m != 1 else ''} not compared (their variables do not pair)"
     return text
 
 

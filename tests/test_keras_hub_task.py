@@ -1,0 +1,187 @@
+"""keras-hub task presets (``task.save_to_preset``), with keras-hub as the oracle.
+
+One keras-hub process builds a BERT text classifier, the same classifier on a
+3-block BERT with 5 classes, and a GPT-2 causal LM (seeded weights), saves each
+as a task preset and with Keras' own ``save_weights`` (one file holding the
+whole task) and ``.keras``, and records ``model.layers`` and ``count_params()``.
+archdiff reads a task preset as the task: its two weight files must come out,
+dataset by dataset and value by value, as the one file Keras writes; a port
+into a task preset must load in keras-hub with the right values.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import h5py
+import numpy as np
+import pytest
+from keras_build import build
+
+pytestmark = pytest.mark.tensorflow
+
+BUILD = r'''
+import keras_hub
+import numpy as np
+
+M = keras_hub.models
+def bert(layers):
+    return M.BertBackbone(vocabulary_size=50, num_layers=layers, num_heads=2, hidden_dim=8, intermediate_dim=16,
+                          max_sequence_length=8)
+TASKS = {
+    "cls": lambda: M.BertTextClassifier(backbone=bert(2), num_classes=3, preprocessor=None),
+    "cls3": lambda: M.BertTextClassifier(backbone=bert(3), num_classes=5, preprocessor=None),
+    "lm": lambda: M.GPT2CausalLM(backbone=M.GPT2Backbone(vocabulary_size=50, num_layers=2, num_heads=2,
+                                                         hidden_dim=8, intermediate_dim=16, max_sequence_length=8),
+                                 preprocessor=None),
+}
+for name, make in TASKS.items():
+    keras.utils.set_random_seed(0)
+    task = make()
+    rng = np.random.default_rng(len(name))
+    task.set_weights([rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in task.get_weights()])
+    stem = os.path.join(OUT, name)
+    task.save_to_preset(stem + "_preset")
+    task.save_weights(stem + ".weights.h5")
+    task.save(stem + ".keras")
+    RESULT[name] = {"layers": [[layer.name, type(layer).__name__] for layer in task.layers],
+                    "total": int(task.count_params()), "files": sorted(os.listdir(stem + "_preset"))}
+keras.utils.set_random_seed(0)
+backbone = bert(2)
+backbone.set_weights([np.random.default_rng(7).normal(0, 0.05, w.shape).astype(w.dtype)
+                      for w in backbone.get_weights()])
+backbone.save_to_preset(os.path.join(OUT, "bert_preset"))
+'''
+
+#: keras-hub loads archdiff's port (a task preset folder) and says which variables came from where.
+CHECK = r'''
+import keras_hub
+import numpy as np
+
+out = keras_hub.models.TextClassifier.from_preset(os.path.join(OUT, sys.argv[2]))
+target = keras_hub.models.TextClassifier.from_preset(os.path.join(OUT, "cls3_preset"))
+source_name = sys.argv[3]
+if source_name.endswith("_preset") and os.path.exists(os.path.join(OUT, source_name, "task.json")):
+    source = keras_hub.models.TextClassifier.from_preset(os.path.join(OUT, source_name)).backbone
+else:
+    source = keras_hub.models.Backbone.from_preset(os.path.join(OUT, source_name))
+mine = {v.path: np.asarray(v) for v in source.weights}
+inside = {id(v) for v in out.backbone.weights}
+RESULT["from_source"] = RESULT["kept"] = RESULT["wrong"] = 0
+for v, t in zip(out.weights, target.weights):
+    value = np.asarray(v)
+    if id(v) in inside and v.path in mine and mine[v.path].shape == value.shape:
+        RESULT["from_source" if np.array_equal(value, mine[v.path]) else "wrong"] += 1
+    else:
+        RESULT["kept" if np.array_equal(value, np.asarray(t)) else "wrong"] += 1
+'''
+
+TASKS = ("cls", "cls3", "lm")
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keras_hub_tasks")
+    truth = build("k3", BUILD, folder)
+    assert set(truth) == set(TASKS)
+    return folder, truth
+
+
+def _datasets(path) -> dict:
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out
+
+
+def _digest(folder) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_two_weight_files_are_the_one_file_keras_writes(hub, task):
+    from archdiff.store.preset import TaskPresetStore
+
+    folder, truth = hub
+    keras_file = _datasets(folder / f"{task}.weights.h5")
+    with TaskPresetStore(folder / f"{task}_preset") as store:
+        listed = {v.location.strip("/"): v for v in store.variables()}
+        # Every store lists the layers' variables; the optimizer's state (Keras saves it too) is read by location.
+        assert set(listed) == {k for k in keras_file if not k.startswith("optimizer/")}
+        for location, value in keras_file.items():
+            if location in listed:
+                assert listed[location].shape == value.shape
+            elif not store.has(location):  # keras-hub keeps no optimizer state for a task without task weights
+                assert task == "lm" and location.startswith("optimizer/"), location
+                continue
+            assert np.array_equal(store.read(location), value), location
+    # The folder really holds two weight files where the task has a head of its own (the LM ties its head).
+    assert ("task.weights.h5" in truth[task]["files"]) == (task != "lm")
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_task_preset_is_identical_to_keras_own_files_of_the_task(hub, task, cli):
+    folder, truth = hub
+    for other in (f"{task}.keras", f"{task}.weights.h5"):
+        code, out, err = cli("diff", folder / other, folder / f"{task}_preset", "--format", "json")
+        assert code == 0, out + err
+        report = json.loads(out)
+        assert report["classification"] == "identical"
+        assert report["values"]["summary"]["variables_equal"] == len(_datasets(folder / f"{task}.weights.h5")) - 2
+    code, out, err = cli("summary", folder / f"{task}_preset", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["total_params"] == truth[task]["total"]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_build_gives_keras_hubs_task_layers(hub, task, cli):
+    folder, truth = hub
+    code, out, err = cli("layers", "--build", folder / f"{task}_preset", "--format", "json")
+    assert code == 0, err
+    rows = [r for r in json.loads(out)["layers"] if r["depth"] == 0]
+    assert [[r["name"], r["class_name"]] for r in rows] == truth[task]["layers"]
+    assert [r["index"] for r in rows] == list(range(len(rows)))
+    code, out, err = cli("diff", "--build", folder / f"{task}.keras", folder / f"{task}_preset", "--format", "json")
+    assert code == 0 and json.loads(out)["classification"] == "identical", out + err
+
+
+def test_a_diff_of_two_tasks_names_the_backbone_and_head_arguments(hub, cli):
+    folder, _ = hub
+    code, out, _ = cli("diff", folder / "cls_preset", folder / "cls3_preset", "--format", "json")
+    assert code == 1
+    changes = {c["path"]: (c["old"], c["new"]) for c in json.loads(out)["model_changes"]
+               if c["kind"] == "constructor"}
+    # Built in one process, the second backbone got Keras' next auto name: a true change too.
+    assert changes == {"model.constructor.backbone.config.num_layers": (2, 3),
+                       "model.constructor.backbone.config.name": ("bert_backbone", "bert_backbone_1"),
+                       "model.constructor.num_classes": (3, 5)}
+
+
+@pytest.mark.parametrize("source", ["cls_preset", "bert_preset"])
+def test_keras_hub_loads_a_port_into_a_task_preset(hub, source, cli, tmp_path):
+    folder, _ = hub
+    target = folder / "cls3_preset"
+    before = _digest(target)
+    out = folder / f"port_from_{source}"
+    # The second backbone built in one process is 'bert_backbone_1': a task source is renamed into it with --map
+    # (a nested model's rename carries its layers); a flat backbone is found nested there by --match auto.
+    how = ["--map", "bert_backbone=bert_backbone_1"] if source == "cls_preset" else ["--match", "auto"]
+    code, text, err = cli("transfer", folder / source, target, "-o", out, *how, "--skip-mismatch")
+    assert code == 0, text + err
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in target.iterdir())
+    assert _digest(target) == before  # the target is never changed
+    found = build("k3", CHECK.replace("sys.argv[2]", repr(out.name)).replace("sys.argv[3]", repr(source)), folder)
+    assert found["wrong"] == 0
+    # Two blocks, the embeddings and the pooler come from the source; the third block and the head are kept.
+    assert found["from_source"] == 39 and found["kept"] == 16 + 2
+
+
+def test_a_port_into_a_task_preset_refuses_an_existing_output(hub, cli, tmp_path):
+    folder, _ = hub
+    out = tmp_path / "exists"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, text, err = cli("transfer", folder / "cls_preset", folder / "cls3_preset", "-o", out, "--skip-mismatch",
+                          "--map", "bert_backbone=bert_backbone_1")
+    assert code == 2 and "already exists" in err and len(err.strip().splitlines()) == 1
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
