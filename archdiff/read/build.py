@@ -49,7 +49,7 @@ from archdiff.model import Architecture, Layer, WeightSpec
 
 #: The packages whose modules a config may name without ``--import``.
 ALLOWED_PACKAGES = ("keras", "keras_hub", "builtins")
-RECORD_FORMAT = 2  # what a record holds; a cache entry of another format is rebuilt
+RECORD_FORMAT = 3  # what a record holds (3: nested models' layers); a cache entry of another format is rebuilt
 DEFAULT_TIMEOUT_S = 600.0
 _MAX_CACHE_BYTES = 256 * 1024 * 1024
 
@@ -164,10 +164,15 @@ def _well_formed(record: Any, key: str) -> bool:
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or record.get("key") != key:
         return False
     layers = record.get("layers")
-    if not isinstance(layers, list) or not all(isinstance(x, dict) and isinstance(x.get("name"), str)
-                                               and isinstance(x.get("weights"), list) for x in layers):
+
+    def entries_ok(items: Any) -> bool:
+        return isinstance(items, list) and all(
+            isinstance(x, dict) and isinstance(x.get("name"), str) and isinstance(x.get("weights"), list)
+            and (x.get("layers") is None or entries_ok(x["layers"])) for x in items)
+
+    if not isinstance(layers, list) or not entries_ok(layers):
         return False
-    for layer in layers:
+    for layer in [*layers, *(inner for x in layers for inner in x.get("layers") or ())]:
         for w in layer["weights"]:
             if not (isinstance(w, dict) and isinstance(w.get("name"), str) and isinstance(w.get("shape"), list)
                     and all(type(d) is int and d >= 0 for d in w["shape"])):
@@ -308,17 +313,21 @@ def record_of(model, keras) -> dict:
     """What archdiff keeps of a built model: a JSON-able record (the cache entry)."""
     files = _variable_files(model)
     layers = []
+    #: id(layer) -> its path where first listed: one layer object in two places (a causal LM's token
+    #: embedding, in the task and in its backbone) carries its variables once, as count_params counts them.
+    placed: dict[int, str] = {}
     for layer in model.layers:
-        weights = []
-        for var in layer.weights:
-            path = str(getattr(var, "path", None) or var.name)
-            name = path[len(layer.name) + 1:] if path.startswith(layer.name + "/") else path
-            weights.append({"name": name, "path": path, "shape": [int(d) for d in var.shape],
-                            "dtype": str(getattr(var.dtype, "name", var.dtype)),
-                            "trainable": bool(getattr(var, "trainable", True)), "file": files.get(id(var))})
-        layers.append({"name": layer.name, "class_name": type(layer).__name__,
-                       "module": type(layer).__module__, "trainable": bool(layer.trainable),
-                       "output_shapes": _output_shapes(layer), "weights": weights})
+        inner = _nested_layers(layer, keras)
+        if inner is not None:
+            # A nested model (a task's backbone): its layers, one level down, carry the variables, as Keras'
+            # summary(expand_nested=True) shows them; the model's row carries none of its own.
+            entry = _entry(layer, files, {}, "")
+            entry["is_model"] = True
+            entry["weights"] = []
+            entry["layers"] = [_entry(x, files, placed, f"{layer.name}/") for x in inner]
+        else:
+            entry = _entry(layer, files, placed, "")
+        layers.append(entry)
     hub = getattr(sys.modules.get("keras_hub"), "__version__", None)  # imported where it built the model
     graph, unserialized = _graph(model)
     return {"format": RECORD_FORMAT, "class_name": type(model).__name__, "module": type(model).__module__,
@@ -389,6 +398,38 @@ def _graph(model) -> tuple[dict | None, list[str]]:
     return {"class_name": "Functional", "config": config}, failed
 
 
+def _entry(layer, files: dict[int, str], placed: dict[int, str], parent: str) -> dict:
+    if id(layer) in placed:
+        return {"name": layer.name, "class_name": type(layer).__name__, "module": type(layer).__module__,
+                "trainable": bool(layer.trainable), "output_shapes": _output_shapes(layer), "weights": [],
+                "same_as": placed[id(layer)]}
+    placed[id(layer)] = parent + layer.name
+    weights = []
+    for var in layer.weights:
+        path = str(getattr(var, "path", None) or var.name)
+        name = path[len(layer.name) + 1:] if path.startswith(layer.name + "/") else path
+        weights.append({"name": name, "path": path, "shape": [int(d) for d in var.shape],
+                        "dtype": str(getattr(var.dtype, "name", var.dtype)),
+                        "trainable": bool(getattr(var, "trainable", True)), "file": files.get(id(var))})
+    return {"name": layer.name, "class_name": type(layer).__name__, "module": type(layer).__module__,
+            "trainable": bool(layer.trainable), "output_shapes": _output_shapes(layer), "weights": weights}
+
+
+def _nested_layers(layer, keras) -> list | None:
+    """The layers of a nested Keras model whose variables are all its layers' (a backbone), else None."""
+    if not isinstance(layer, keras.Model):
+        return None
+    try:
+        inner = list(layer.layers)
+    except Exception:  # noqa: BLE001 - a model that cannot list its layers stays one row
+        return None
+    own = {id(v) for v in layer.weights}
+    held = {id(v) for x in inner for v in x.weights}
+    if not inner or own != held or len({x.name for x in inner}) != len(inner):
+        return None  # variables of its own, or two layers of one name: one row, as before
+    return inner
+
+
 def _variable_files(model) -> dict[int, str]:
     """``id(variable) -> dataset path`` in the file Keras' saving code would write (``layers/.../vars/0``)."""
     import importlib
@@ -444,18 +485,22 @@ def from_record(arch: Architecture, record: dict, *, cached: bool, cache_path: s
     missing: list[str] = []
     if graph_known:
         inputs, outputs, input_specs = built.inputs, built.outputs, built.input_specs
+        expanded = {e["name"] for e in record["layers"] if e.get("layers")}
         for layer in built.layers:
             entry = by_name.get(layer.name) if layer.depth == 0 else None
             if entry is None:
-                layers.append(layer)
+                if not any(layer.path.startswith(p + "/") for p in expanded):  # the record's own, below
+                    layers.append(layer)
                 continue
             layers.append(_with_record(layer, entry, stored, missing))
+            layers.extend(_nested(layers[-1], entry, stored, missing))
     else:
         inputs, outputs, input_specs = (), (), ()
         for index, entry in enumerate(record["layers"]):
             layer = Layer(name=entry["name"], path=entry["name"], class_name=str(entry.get("class_name") or "?"),
                           index=index, depth=0)
             layers.append(_with_record(layer, entry, stored, missing))
+            layers.extend(_nested(layers[-1], entry, stored, missing))
     claimed = {w.location.strip("/") for layer in layers for w in (layer.weights or ()) if w.location}
     unclaimed = len(set(stored) - claimed)
     versions = f"Keras {record.get('keras_version')}" + (
@@ -464,6 +509,10 @@ def from_record(arch: Architecture, record: dict, *, cached: bool, cache_path: s
              f"'{record.get('class_name')}' from its config ({versions}"
              + (", from archdiff's build cache" if cached else "") + "); a composite layer's sub-layers show in "
              "its variables' names"]
+    again = [(e["name"], e["same_as"]) for e in record["layers"] if isinstance(e.get("same_as"), str)]
+    if again:
+        notes.append("one layer object in two places: " + ", ".join(f"{a} is {b}" for a, b in again[:10])
+                     + "; its variables are listed (and counted) once, at the first")
     unserialized = [str(x) for x in record.get("unserialized") or ()]
     if unserialized:
         notes.append("the built layers' own get_config raised for: " + ", ".join(unserialized[:10])
@@ -504,6 +553,17 @@ def _file_locations(arch: Architecture) -> dict[str, WeightSpec]:
     return out
 
 
+def _nested(model: Layer, entry: dict, stored: Mapping[str, WeightSpec], missing: list[str]) -> list[Layer]:
+    """A nested model's layers (the record's ``layers`` of its entry), one level below its row."""
+    out = []
+    for index, inner in enumerate(entry.get("layers") or ()):
+        layer = Layer(name=inner["name"], path=f"{model.path}/{inner['name']}",
+                      class_name=str(inner.get("class_name") or "?"), index=index, depth=model.depth + 1,
+                      parent=model.path)
+        out.append(_with_record(layer, inner, stored, missing))
+    return out
+
+
 def _with_record(layer: Layer, entry: dict, stored: Mapping[str, WeightSpec], missing: list[str]) -> Layer:
     specs = []
     for w in entry["weights"]:
@@ -525,4 +585,5 @@ def _with_record(layer: Layer, entry: dict, stored: Mapping[str, WeightSpec], mi
                      and all(isinstance(s, list) for s in shapes) else layer.output_shapes)
     return replace(layer, class_name=str(entry.get("class_name") or layer.class_name),
                    module=entry.get("module") or layer.module, weights=tuple(specs),
+                   is_model=bool(entry.get("is_model", layer.is_model)),
                    trainable=bool(entry.get("trainable", True)), output_shapes=output_shapes)

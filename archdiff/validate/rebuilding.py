@@ -171,13 +171,25 @@ def _rebuild_error(exc: Exception, path: str, unsafe: bool) -> ArchdiffError:
 
 
 def load_weights_into(model, path: str) -> None:
-    """Keras' own loading of a weights file (or a .keras file's weights) into a rebuilt model."""
+    """Keras' own loading of a weights file (or a .keras file's weights) into a rebuilt model.
+
+    A keras-hub preset folder is loaded as keras-hub loads it: a backbone's
+    ``model.weights.h5`` (or sharded ``model.weights.json``) with ``load_weights``;
+    a task's backbone weights into ``model.backbone`` and its ``task.weights.h5``
+    with the task's own ``load_task_weights``.
+    """
     lower = path.lower()
-    if not lower.endswith((".keras", ".weights.h5", ".weights.json", ".h5", ".hdf5")):
+    preset = os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json"))
+    if not preset and not lower.endswith((".keras", ".weights.h5", ".weights.json", ".h5", ".hdf5")):
         raise UsageError(f"Keras cannot load weights from '{os.path.basename(path)}'",
-                         hint="give a .keras, .weights.h5 or .h5 file")
+                         hint="give a .keras, .weights.h5 or .h5 file, or a keras-hub preset folder")
     try:
-        model.load_weights(path)
+        if preset:
+            _load_preset(model, path)
+        else:
+            model.load_weights(path)
+    except UsageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - Keras raises many kinds
         resource = resource_failure(exc)
         if resource:
@@ -187,6 +199,25 @@ def load_weights_into(model, path: str) -> None:
                          f"{text[:300]})", path=path,
                          hint="the weights must have been written for TARGET's architecture "
                               "(archdiff transfer SOURCE TARGET -o OUT writes such a file)") from None
+
+
+def _load_preset(model, folder: str) -> None:
+    from archdiff.read.preset import SHARDED, TASK, task_files
+
+    task_weights, backbone_weights = task_files(folder)
+    if backbone_weights is None:
+        raise UsageError("the preset folder holds no model.weights.h5 or model.weights.json to load", path=folder,
+                         hint="give the folder a transfer wrote, or its weights file")
+    if not os.path.isfile(os.path.join(folder, TASK)):
+        model.load_weights(backbone_weights)
+        return
+    backbone = getattr(model, "backbone", None)
+    if backbone is None or not hasattr(model, "load_task_weights"):
+        raise UsageError("a task preset's weights load into a keras-hub task (one with a backbone), and the "
+                         "rebuilt target is not one", path=folder, hint="give the task preset as TARGET too")
+    backbone.load_weights(backbone_weights if not backbone_weights.endswith(SHARDED) else backbone_weights)
+    if task_weights is not None:
+        model.load_task_weights(task_weights)
 
 
 def entry_name(entry: dict) -> str | None:
