@@ -49,8 +49,8 @@ for name, make in TASKS.items():
                     "total": int(task.count_params()), "files": sorted(os.listdir(stem + "_preset"))}
 keras.utils.set_random_seed(0)
 backbone = bert(2)
-backbone.set_weights([np.random.default_rng(7).normal(0, 0.05, w.shape).astype(w.dtype)
-                      for w in backbone.get_weights()])
+rng = np.random.default_rng(7)
+backbone.set_weights([rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in backbone.get_weights()])
 backbone.save_to_preset(os.path.join(OUT, "bert_preset"))
 '''
 
@@ -211,19 +211,41 @@ def test_a_built_port_between_tasks_writes_what_the_light_one_writes(hub, cli):
         assert set(light) == set(built) and all(np.array_equal(light[k], built[k]) for k in light)
 
 
+def _validate_port(folder, out, *more):
+    from test_validate_backends import archdiff  # a fresh process: Keras picks its backend once
+
+    return archdiff("validate", folder / "cls3_preset", "--weights", out, "--source", folder / "bert_preset",
+                    "--match", "auto", "--backend", "jax", "--budget", "quick", *more)
+
+
 @pytest.mark.jax
-def test_validate_loads_a_task_preset_port_as_keras_hub_does(hub, cli):
+def test_validate_proves_a_backbone_ported_into_a_task_and_catches_two_swapped_variables(hub, cli):
+    import shutil
+
     folder, _ = hub
     out = folder / "port_for_validate"
     code, text, err = cli("transfer", folder / "bert_preset", folder / "cls3_preset", "-o", out, "--match", "auto",
                           "--skip-mismatch")
     assert code == 0, text + err
-    from test_validate_backends import archdiff  # a fresh process: Keras picks its backend once
-
-    code, text, err = archdiff("validate", folder / "cls3_preset", "--weights", out, "--source",
-                               folder / "bert_preset", "--match", "auto", "--backend", "jax", "--budget", "quick")
-    assert "[PASS   ] 1. rebuild" in text, text + err
+    code, text, err = _validate_port(folder, out)
+    # Every check runs: the outputs are compared inside the task's nested backbone, built as archdiff built the task.
+    assert code == 0, text + err
+    assert "[PASS   ] 1. rebuild" in text
     # The backbone's 39 variables (two blocks, embeddings, pooler) arrived bit for bit, read back through Keras.
-    assert "[PASS   ] 2. weights arrived  39 variables in 7 layers equal the source's" in text, text + err
-    # The outputs check cannot pair a flat backbone's inputs with the task's yet: it says so and fails the run.
-    assert code == 1 and "[SKIPPED] 3. outputs" in text
+    assert "[PASS   ] 2. weights arrived  39 variables in 7 layers equal the source's" in text
+    assert "[PASS   ] 3. outputs" in text and "inside the nested 'bert_backbone_1'" in text
+    assert "[PASS   ] 4. fine-tune" in text
+    # The same port with a block's query and value kernels swapped (same shape) fails. (Query and key kernels
+    # swapped would fail arrival only: at these small weights keras-hub's own outputs move by 3e-8.)
+    bad = folder / "port_swapped"
+    shutil.copytree(out, bad)
+    block = "layers/transformer_encoder/_self_attention_layer"
+    with h5py.File(bad / "model.weights.h5", "r+") as f:
+        q, k = f[f"{block}/query_dense/vars/0"], f[f"{block}/value_dense/vars/0"]
+        assert q.shape == k.shape and not np.array_equal(q[()], k[()])  # a swap that changes something
+        q_value = q[()]
+        q[...] = k[()]
+        k[...] = q_value
+    code, text, err = _validate_port(folder, bad, "--no-finetune")
+    assert code == 1, text + err
+    assert "[FAIL   ] 2. weights arrived" in text and "[FAIL   ] 3. outputs" in text

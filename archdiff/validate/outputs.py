@@ -104,10 +104,33 @@ def nested_architecture(target: Architecture, layer) -> Architecture:
     """A nested model of ``target`` as an Architecture of its own (its layers at the top level)."""
     from archdiff.read import from_config_document
 
+    if target.built and not isinstance((layer.config or {}).get("layers"), list):
+        # A built model's nested constructor-config model (a keras-hub task's backbone): its graph is known only
+        # from building it too, as archdiff built the target (cached by its config's hash).
+        from archdiff.read.build import build
+
+        config = layer.config if isinstance(layer.config, dict) else {}
+        document: dict = {"module": layer.module, "class_name": layer.class_name, "config": dict(config)}
+        registered = _registered_name(target, layer)
+        if registered:
+            document["registered_name"] = registered
+        light = from_config_document(document, path=f"{target.source.path}:{layer.path}", fmt="json")
+        return build(light)
     document = {"class_name": layer.class_name, "config": dict(layer.config)}
     if layer.module:
         document["module"] = layer.module
     return from_config_document(document, path=f"{target.source.path}:{layer.path}", fmt="json")
+
+
+def _registered_name(target: Architecture, layer) -> str | None:
+    """The nested layer's ``registered_name`` in the built graph (keras-hub registers ``keras_hub>BertBackbone``)."""
+    graph = target.built.get("graph") if target.built else None
+    layers = (graph.get("config") or {}).get("layers") if isinstance(graph, dict) else None
+    for entry in layers or ():
+        if isinstance(entry, dict) and entry.get("name", (entry.get("config") or {}).get("name")) == layer.name:
+            value = entry.get("registered_name")
+            return value if isinstance(value, str) else None
+    return None
 
 
 def _merge_scopes(scopes: list[OutputsCheck], nested: list[str], found: dict) -> OutputsCheck:
