@@ -52,6 +52,14 @@ backbone = bert(2)
 rng = np.random.default_rng(7)
 backbone.set_weights([rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in backbone.get_weights()])
 backbone.save_to_preset(os.path.join(OUT, "bert_preset"))
+# A GPT-2 backbone (seeded) to port into a 3-block causal LM.
+def gpt2(layers):
+    return M.GPT2Backbone(vocabulary_size=50, num_layers=layers, num_heads=2, hidden_dim=8, intermediate_dim=16,
+                          max_sequence_length=8)
+small = gpt2(2)
+small.set_weights([rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in small.get_weights()])
+small.save_to_preset(os.path.join(OUT, "gpt2_preset"))
+M.GPT2CausalLM(backbone=gpt2(3), preprocessor=None).save_to_preset(os.path.join(OUT, "lm3_preset"))
 '''
 
 #: keras-hub loads archdiff's port (a task preset folder) and says which variables came from where.
@@ -249,3 +257,28 @@ def test_validate_proves_a_backbone_ported_into_a_task_and_catches_two_swapped_v
     code, text, err = _validate_port(folder, bad, "--no-finetune")
     assert code == 1, text + err
     assert "[FAIL   ] 2. weights arrived" in text and "[FAIL   ] 3. outputs" in text
+
+
+@pytest.mark.jax
+def test_validate_fine_tunes_a_causal_lm_port_on_a_next_token_task(hub, cli):
+    folder, _ = hub
+    out = folder / "lm_port"
+    code, text, err = cli("transfer", folder / "gpt2_preset", folder / "lm3_preset", "-o", out, "--match", "auto")
+    assert code == 0, text + err
+    from test_validate_backends import archdiff
+
+    code, text, err = archdiff("validate", folder / "lm3_preset", "--weights", out, "--source", folder / "gpt2_preset",
+                               "--match", "auto", "--backend", "jax", "--budget", "quick", "--format", "json")
+    assert code == 0, text + err
+    report = json.loads(text)
+    jsonschema = pytest.importorskip("jsonschema")
+    from test_validate_backends import ROOT
+
+    jsonschema.validate(report, json.loads((ROOT / "archdiff" / "schemas" / "validate.schema.json").read_text()))
+    assert report["checks"] == {"rebuild": "pass", "weights_arrived": "pass", "outputs": "pass", "finetune": "pass"}
+    data = report["finetune"]["data"]
+    assert data["kind"] == "tokens" and data["vocabulary"] == 50 and data["token_input"] == "token_ids"
+    stage = report["finetune"]["stages"][0]
+    # The transferred backbone (embeddings, two blocks, final norm) is frozen; the new third block trains.
+    assert stage["trainable_layers"] == [p for p in stage["trainable_layers"] if p.endswith("transformer_layer_2")]
+    assert stage["trainable_layers"] and stage["loss_falling"] and not stage["frozen_changed"]

@@ -147,6 +147,9 @@ def load_data(options: ValidateOptions, io_: ModelIO, target=None) -> tuple[Data
                     y_train, y_test = y_train.astype("float32"), y_test.astype("float32")
                 return Data("builtin", (task.x_train, y_train), (task.x_test, y_test),
                             {**task.describe(), "kind": "builtin", "seed": options.seed}, builtin=True), heads
+        tokens = _token_task(options, io_, heads, target)
+        if tokens is not None:
+            return tokens, heads
         return _random_task(options, io_, heads, target, why_not), heads
     path = options.data
     if os.path.isdir(path):
@@ -160,6 +163,62 @@ def load_data(options: ValidateOptions, io_: ModelIO, target=None) -> tuple[Data
         return _load_npz(path, options, io_, target)
     raise UsageError(f"--data '{path}' is neither a folder nor an .npz file",
                      hint="give a folder with one sub-folder of images per class, or an .npz holding arrays x and y")
+
+
+def _token_input(io_: ModelIO, heads: list[Head], limits: dict[str, int]) -> tuple[str, int, int] | None:
+    """``(input name, vocabulary, sequence length)`` where the model is a language model: one classifier head
+    whose output is ``(batch, length, vocabulary)``, fed by an integer ``(batch, length)`` input whose
+    Embedding has exactly that vocabulary (or, where the Embedding is inside a nested model and its size is not
+    known here, an input named ``token_ids``, as keras-hub names a language model's); else None."""
+    if len(heads) != 1 or heads[0].kind != CLASSES or len(io_.outputs) != 1:
+        return None
+    shape = io_.outputs[0][1]
+    if len(shape) != 3 or shape[-1] is None:
+        return None
+    vocabulary = int(shape[-1])
+    for name, in_shape, dtype in io_.inputs:
+        length = io_.fill if len(in_shape) == 2 and in_shape[1] is None else (in_shape[1] if len(in_shape) == 2
+                                                                               else None)
+        vocabulary_known = limits.get(name) == vocabulary or (name not in limits and name == "token_ids")
+        if "int" in dtype and vocabulary_known and length is not None and \
+                (shape[1] is None or int(shape[1]) == int(length)):
+            return name, vocabulary, int(length)
+    return None
+
+
+def _token_task(options: ValidateOptions, io_: ModelIO, heads: list[Head], target) -> Data | None:
+    """A language model's synthetic next-token task: each sequence counts up by one from a seeded start
+    (modulo the vocabulary), and the target of each position is the next token. A model can learn it, so the
+    loss falls because the model fits a rule, not noise; other integer inputs are all ones where they are a
+    ``*mask`` (every token real) and zeros otherwise (one segment)."""
+    from archdiff.validate.outputs import embedding_limits
+
+    limits = embedding_limits(target) if target is not None else {}
+    found = _token_input(io_, heads, limits)
+    if found is None:
+        return None
+    token_name, vocabulary, length = found
+    rng = np.random.default_rng([options.seed, 405])
+    n = options.samples + options.test_samples
+    start = rng.integers(0, vocabulary, size=(n, 1))
+    sequence = (start + np.arange(length + 1)[None, :]) % vocabulary
+    x: dict[str, np.ndarray] = {}
+    for name, shape, dtype in io_.inputs:
+        dims = (n,) + tuple(io_.fill if d is None else int(d) for d in shape[1:])
+        if name == token_name:
+            x[name] = sequence[:, :length].astype("int32")
+        elif "int" in dtype or "bool" in dtype:
+            x[name] = (np.ones if name.endswith("mask") else np.zeros)(dims, dtype="int32")
+        else:
+            x[name] = rng.random(dims, dtype=np.float32)
+    y = {heads[0].name: sequence[:, 1:].astype("int32")}
+    cut = options.samples
+    train = (_unwrap({k: v[:cut] for k, v in x.items()}), _unwrap({k: v[:cut] for k, v in y.items()}))
+    val = (_unwrap({k: v[cut:] for k, v in x.items()}), _unwrap({k: v[cut:] for k, v in y.items()}))
+    return Data("tokens", train, val, {"kind": "tokens", "seed": options.seed, "train_samples": options.samples,
+                                       "test_samples": options.test_samples, "vocabulary": vocabulary,
+                                       "length": length, "token_input": token_name,
+                                       "inputs": {name: list(shape[1:]) for name, shape, _ in io_.inputs}})
 
 
 def _random_task(options: ValidateOptions, io_: ModelIO, heads: list[Head], target, why: str | None) -> Data:

@@ -97,6 +97,11 @@ def finetune(target: Architecture, weights_path: str, transferred: list[str] | N
 
     path_of = _all_layer_paths(model)
     notes: list[str] = []
+    if data.kind == "tokens":
+        notes.append(f"no --data: a synthetic next-token task for this language model (each sequence counts up by "
+                     f"one modulo its vocabulary of {data.description.get('vocabulary')}; the target is the next "
+                     "token): a rule the model can learn, which proves the mechanics and that the trainable layers "
+                     "learn, not that the transfer helps; give --data FILE.npz for a real task")
     if data.kind == "random":
         notes.append("no --data and the built-in image task does not fit this model "
                      f"({data.description.get('why')}): seeded random inputs and targets, which prove the mechanics "

@@ -148,6 +148,10 @@ def _data_line(report: ValidationReport) -> str:
         shapes = ", ".join(f"{k} {v}" for k, v in (d.get("inputs") or {}).items())
         return (f"seeded random task (seed {d.get('seed')}): {d.get('train_samples')} training / "
                 f"{d.get('test_samples')} held-out samples; inputs {shapes}")
+    if kind == "tokens":
+        return (f"synthetic next-token task (seed {d.get('seed')}): {d.get('train_samples')} training / "
+                f"{d.get('test_samples')} held-out sequences of {d.get('length')} tokens counting up by one, "
+                f"vocabulary {d.get('vocabulary')}, fed as '{d.get('token_input')}'")
     if kind == "dir":
         return (f"{d.get('path')}: images per class ({d.get('classes')} classes, resized to {shape}, "
                 f"pixels x {d.get('rescale'):.4g}), 80/20 split")
