@@ -60,6 +60,26 @@ small = gpt2(2)
 small.set_weights([rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in small.get_weights()])
 small.save_to_preset(os.path.join(OUT, "gpt2_preset"))
 M.GPT2CausalLM(backbone=gpt2(3), preprocessor=None).save_to_preset(os.path.join(OUT, "lm3_preset"))
+# The BERT with a larger vocabulary (60 ids, not 50), to port into through --adapt slice-pad.
+M.BertBackbone(vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16,
+               max_sequence_length=8).save_to_preset(os.path.join(OUT, "bert60_preset"))
+'''
+
+#: keras-hub loads a port into the larger vocabulary and compares it with the source, variable by variable.
+CHECK_VOCABULARY = r'''
+import keras_hub
+import numpy as np
+
+source = keras_hub.models.Backbone.from_preset(os.path.join(OUT, "bert_preset"))
+target = keras_hub.models.Backbone.from_preset(os.path.join(OUT, "bert60_preset"))
+target.load_weights(os.path.join(OUT, "bert60_port.weights.h5"))
+mine = {v.path: np.asarray(v) for v in source.weights}
+RESULT["equal"] = sum(np.array_equal(np.asarray(v), mine[v.path]) for v in target.weights)
+RESULT["variables"] = len(target.weights)
+table = np.asarray(target.get_layer("token_embedding").embeddings)
+RESULT["rows"] = list(table.shape)
+RESULT["old_rows_equal"] = bool(np.array_equal(table[:50], mine["token_embedding/embeddings"]))
+RESULT["new_rows_zero"] = bool(not table[50:].any())
 '''
 
 #: keras-hub loads archdiff's port (a task preset folder) and says which variables came from where.
@@ -282,3 +302,18 @@ def test_validate_fine_tunes_a_causal_lm_port_on_a_next_token_task(hub, cli):
     # The transferred backbone (embeddings, two blocks, final norm) is frozen; the new third block trains.
     assert stage["trainable_layers"] == [p for p in stage["trainable_layers"] if p.endswith("transformer_layer_2")]
     assert stage["trainable_layers"] and stage["loss_falling"] and not stage["frozen_changed"]
+
+
+def test_a_larger_vocabulary_takes_the_port_through_slice_pad_and_keras_hub_loads_it(hub, cli):
+    folder, _ = hub
+    out = folder / "bert60_port.weights.h5"
+    code, text, err = cli("transfer", folder / "bert_preset", folder / "bert60_preset", "-o", out)
+    assert code == 2 and "token_embedding" in err  # refused without the adapter: the table's shapes differ
+    code, text, err = cli("transfer", folder / "bert_preset", folder / "bert60_preset", "-o", out,
+                          "--adapt", "slice-pad")
+    assert code == 0, text + err
+    assert "slice-pad: axis 0: 50 -> 60, [50:60] set to 0" in text
+    found = build("k3", CHECK_VOCABULARY, folder)
+    # Every variable but the token table equals the source's; the table keeps the 50 old ids, the 10 new are 0.
+    assert found["rows"] == [60, 8] and found["old_rows_equal"] and found["new_rows_zero"]
+    assert found["equal"] == found["variables"] - 1
