@@ -187,8 +187,14 @@ def test_a_diff_of_two_tasks_names_the_backbone_and_head_arguments(hub, cli):
     folder, _ = hub
     code, out, _ = cli("diff", folder / "cls_preset", folder / "cls3_preset", "--format", "json")
     assert code == 1
-    changes = {c["path"]: (c["old"], c["new"]) for c in json.loads(out)["model_changes"]
+    report = json.loads(out)
+    changes = {c["path"]: (c["old"], c["new"]) for c in report["model_changes"]
                if c["kind"] == "constructor"}
+    pairs = {p["a"]: p for p in report["matched"]}
+    # The renamed backbone pairs by its contents, and its layers by name inside it.
+    assert pairs["bert_backbone"]["b"] == "bert_backbone_1" and pairs["bert_backbone"]["how"] == "contents"
+    assert pairs["bert_backbone/transformer_layer_1"]["how"] == "parent"
+    assert not report["removed"] and [x["path"] for x in report["added"]] == ["bert_backbone_1/transformer_layer_2"]
     # Built in one process, the second backbone got Keras' next auto name: a true change too.
     assert changes == {"model.constructor.backbone.config.num_layers": (2, 3),
                        "model.constructor.backbone.config.name": ("bert_backbone", "bert_backbone_1"),
@@ -201,10 +207,9 @@ def test_keras_hub_loads_a_port_into_a_task_preset(hub, source, cli, tmp_path):
     target = folder / "cls3_preset"
     before = _digest(target)
     out = folder / f"port_from_{source}"
-    # The second backbone built in one process is 'bert_backbone_1': a task source is renamed into it with --map
-    # (a nested model's rename carries its layers); a flat backbone is found nested there by --match auto.
-    how = ["--map", "bert_backbone=bert_backbone_1"] if source == "cls_preset" else ["--match", "auto"]
-    code, text, err = cli("transfer", folder / source, target, "-o", out, *how, "--skip-mismatch")
+    # The second backbone built in one process is 'bert_backbone_1': --match auto pairs a task's backbone with it
+    # by its layers (a nested model renamed in place), and finds a flat backbone nested there.
+    code, text, err = cli("transfer", folder / source, target, "-o", out, "--match", "auto", "--skip-mismatch")
     assert code == 0, text + err
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in target.iterdir())
     assert _digest(target) == before  # the target is never changed

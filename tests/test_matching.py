@@ -188,3 +188,38 @@ def test_one_inserted_dense_is_one_added_layer(units, at, new):
 def test_arch_helper_loads_with_weights(tmp_path):
     x = arch(mlp([4, 2]), tmp_path)
     assert x.layer("dense").weights and x.layer("dense").weights[0].shape == (16, 4)
+
+
+def _nested_weights_only(models: dict[str, list[str]], name="w.weights.h5") -> Architecture:
+    """A weights-only file (no topology) with nested models holding Dense-shaped layers of the given names."""
+    out = []
+    for mname, inner in models.items():
+        out.append(Layer(name=mname, path=mname, class_name="?functional", index=None, depth=0, weights=(),
+                         is_model=True))
+        for lname in inner:
+            out.append(Layer(name=lname, path=f"{mname}/{lname}", class_name="?dense", index=None, depth=1,
+                             parent=mname, weights=(WeightSpec("0", (4, 4), "float32"),
+                                                    WeightSpec("1", (4,), "float32"))))
+    return Architecture(name=name, class_name=None, layers=tuple(out), source=Source(name, "weights.h5"),
+                        has_topology=False, has_weights=True)
+
+
+def test_a_nested_model_renamed_in_place_pairs_by_its_contents_and_an_unrelated_one_does_not():
+    a = _nested_weights_only({"bert_backbone": ["emb", "block_0", "block_1", "pool"], "tower": ["t1", "t2"]})
+    b = _nested_weights_only({"bert_backbone_1": ["emb", "block_0", "block_1", "block_2", "pool"],
+                              "head": ["h1", "h2"]})
+    m = match_layers(a, b)
+    assert m.by_a["bert_backbone"].b == "bert_backbone_1" and m.by_a["bert_backbone"].how == "contents"
+    assert {p.a: p.b for p in m.pairs if p.how == "parent"} == {
+        f"bert_backbone/{n}": f"bert_backbone_1/{n}" for n in ("emb", "block_0", "block_1", "pool")}
+    assert set(m.only_b) == {"head", "head/h1", "head/h2", "bert_backbone_1/block_2"}
+    assert "tower" in m.only_a  # no layer in common: never paired by position or size
+    check_evidence(m)
+    # Without rename detection, nothing is paired by contents.
+    assert "bert_backbone" not in match_layers(a, b, detect_renames=False).a_to_b
+
+
+def test_a_nested_model_sharing_as_much_with_two_others_is_left_unpaired():
+    a = _nested_weights_only({"base": ["l1", "l2"]})
+    b = _nested_weights_only({"base_1": ["l1", "l2"], "base_2": ["l1", "l2"]})
+    assert "base" not in match_layers(a, b).a_to_b

@@ -53,14 +53,14 @@ from functools import cached_property
 
 from archdiff.diff.matching.keys import pair_by_key
 from archdiff.diff.matching.names import pair_by_name, pair_left_auto_names
-from archdiff.diff.matching.nesting import Nesting, find_nestings
+from archdiff.diff.matching.nesting import Nesting, find_nestings, pair_renamed_models
 from archdiff.diff.matching.renames import ScopeRenames
 from archdiff.diff.matching.rules import MapRule, load_map_file, parse_map_rule
 from archdiff.diff.matching.state import Pairing
 from archdiff.model import Architecture
 
 #: The ways a pair is made: a rule ("map", "regex"), then from the strongest evidence to the weakest.
-HOW = ("name", "key", "map", "regex", "nesting", "parent", "signature", "neighbours", "order")
+HOW = ("name", "key", "map", "regex", "nesting", "parent", "contents", "signature", "neighbours", "order")
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,7 @@ def _match_scope(m: Pairing, scope_a: str, scope_b: str) -> None:
         ub = [k.path for k in kids_b if k.path not in m.ba]
         if ua and ub:
             ScopeRenames(m, scope_a, scope_b, kids_a, kids_b).run()
+        pair_renamed_models(m, [k for k in kids_a if k.path not in m.ab], [k for k in kids_b if k.path not in m.ba])
     pair_left_auto_names(m, scope_a, scope_b, weak)
     for x in kids_a:
         y = m.ab.get(x.path)

@@ -200,10 +200,49 @@ def find_nestings(a: Architecture, b: Architecture, *, taken_a=(), taken_b=()) -
     return tuple(kept)
 
 
+def pair_renamed_models(m, kids_a: list[Layer], kids_b: list[Layer]) -> None:
+    """Two unpaired nested models of one scope whose layers are one model's: a nested model renamed in place.
+
+    Two keras-hub tasks built in one process name their backbones ``bert_backbone`` and ``bert_backbone_1``;
+    a changed backbone (one block more) has no signature of its own to pair by. The models pair (``contents``)
+    where their layers agree by name and class (weight shapes where classes are unknown) as a nesting must:
+    at least two, and at least half of the smaller model's, the best such partner on both sides; their layers
+    then pair by name inside them (``parent``).
+    """
+    models_a = [k for k in kids_a if k.is_model]
+    models_b = [k for k in kids_b if k.is_model]
+    if not models_a or not models_b:
+        return
+    inner_a, inner_b = _members(m.A.arch), _members(m.B.arch)
+    scored = []
+    for x in models_a:
+        for y in models_b:
+            xs, ys = inner_a.get(x.path, {}), inner_b.get(y.path, {})
+            ov = _overlap(xs, ys)
+            if ov >= 2 and 2 * ov >= min(len(xs), len(ys)):
+                scored.append((ov, x, y, len(xs), len(ys)))
+    scored.sort(key=lambda t: (-t[0], t[1].path, t[2].path))
+    best_a: dict[str, int] = {}
+    best_b: dict[str, int] = {}
+    for ov, x, y, _, _ in scored:
+        best_a.setdefault(x.path, ov)
+        best_b.setdefault(y.path, ov)
+    for ov, x, y, na, nb in scored:
+        if x.path in m.ab or y.path in m.ba:
+            continue
+        # Only an unambiguous best: a model that shares as much with two others is left as it is.
+        if sum(1 for t in scored if t[1] is x and t[0] == ov) > 1 or sum(1 for t in scored if t[2] is y
+                                                                           and t[0] == ov) > 1:
+            continue
+        m.pair(x.path, y.path, "contents",
+               (f"a nested model renamed: {ov} of its layers ({na} in '{x.name}', {nb} in '{y.name}') agree by "
+                "name and class" + ("" if m.topology else " (weight shapes where classes are unknown)"),))
+
+
 def _nesting(a: Architecture, b: Architecture, scope_a: str, scope_b: str, ov: int, na: int, nb: int) -> Nesting:
     basis = "name and class" if a.has_topology and b.has_topology else "name and weight shapes"
     return Nesting(scope_a, scope_b, ov, na, nb, basis, a.name if a.has_topology else "",
                    b.name if b.has_topology else "")
 
 
-__all__ = ["Nesting", "find_nestings"]
+__all__ = ["Nesting", "find_nestings", "pair_renamed_models"]
