@@ -322,3 +322,25 @@ def test_a_larger_vocabulary_takes_the_port_through_slice_pad_and_keras_hub_load
     # Every variable but the token table equals the source's; the table keeps the 50 old ids, the 10 new are 0.
     assert found["rows"] == [60, 8] and found["old_rows_equal"] and found["new_rows_zero"]
     assert found["equal"] == found["variables"] - 1
+
+
+@pytest.mark.parametrize("member", ["task.json", "task.weights.h5", "model.weights.h5"])
+@pytest.mark.parametrize("kind", ["fifo", "device link", "folder"])
+def test_a_task_preset_member_that_is_not_a_regular_file_is_refused_not_skipped(hub, cli, tmp_path, member, kind):
+    import os
+    import shutil
+
+    folder, _ = hub
+    preset = tmp_path / "preset"
+    shutil.copytree(folder / "cls_preset", preset)
+    (preset / member).unlink()
+    if kind == "fifo":
+        os.mkfifo(preset / member)
+    elif kind == "device link":
+        (preset / member).symlink_to("/dev/zero")
+    else:
+        (preset / member).mkdir()
+    code, out, err = cli("layers", preset)
+    # Read as absent, the task (or its head, or its backbone) would silently drop out of every answer.
+    assert code == 2 and out == "" and f"'{member}' in the preset is not a regular file" in err
+    assert len(err.strip().splitlines()) == 1

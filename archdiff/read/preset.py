@@ -37,13 +37,25 @@ CONFIG, METADATA, WEIGHTS, SHARDED, TASK = ("config.json", "metadata.json", "mod
 TASK_WEIGHTS = "task.weights.h5"
 
 
+def _present(path: str) -> bool:
+    """Whether the preset holds ``path`` as a regular file; a name there that is something else (a FIFO, a
+    device, a folder, a dangling link) is refused, never read as absent: a task or weights file skipped
+    without a word would make every answer about the preset wrong."""
+    if os.path.isfile(path):
+        return True
+    if os.path.lexists(path):
+        raise InputError(f"'{os.path.basename(path)}' in the preset is not a regular file", path=path,
+                         hint="a keras-hub preset folder holds its config and weights as plain files")
+    return False
+
+
 def is_preset(folder: str) -> bool:
     """A folder holding a keras-hub preset's ``config.json``."""
     return os.path.isfile(os.path.join(folder, CONFIG))
 
 
 def read_preset(folder: str) -> Architecture:
-    if os.path.isfile(os.path.join(folder, TASK)):
+    if _present(os.path.join(folder, TASK)):
         return read_task_preset(folder)
     return _read_backbone(folder)
 
@@ -52,7 +64,7 @@ def _parsed_with_metadata(folder: str, document, *, where: str):
     """``(the parsed config, metadata.json's mapping or {})``, the config labelled with metadata's Keras version."""
     metadata: dict = {}
     meta_path = os.path.join(folder, METADATA)
-    if os.path.isfile(meta_path):
+    if _present(meta_path):
         meta = parse_json_bytes(read_bounded(meta_path), where=meta_path)
         metadata = meta if isinstance(meta, dict) else {}
     parsed = parse(document, where=where)
@@ -68,11 +80,11 @@ def _read_backbone(folder: str) -> Architecture:
     parsed, metadata = _parsed_with_metadata(folder, document, where=config_path)
     notes: list[str] = []
     weights_path = os.path.join(folder, WEIGHTS)
-    if os.path.isfile(weights_path):
+    if _present(weights_path):
         with h5.open_h5(weights_path, where=weights_path) as f:
             tree = h5.read_keras3_tree([f], where=weights_path)
         arch = architecture(parsed, path=weights_path, fmt="preset", weights=("keras3", tree))
-    elif os.path.isfile(os.path.join(folder, SHARDED)):
+    elif _present(os.path.join(folder, SHARDED)):
         # save_to_preset shards a backbone larger than max_shard_size: an index and its shards, read (and
         # written, by transfer) as any Keras 3 sharded weights file.
         from archdiff.read.keras3_h5 import sharded_tree
@@ -116,11 +128,11 @@ def task_files(folder: str) -> tuple[str | None, str | None]:
     task = os.path.join(folder, TASK_WEIGHTS)
     for name in (WEIGHTS, SHARDED):
         backbone = os.path.join(folder, name)
-        if os.path.isfile(backbone):
+        if _present(backbone):
             break
     else:
         backbone = None
-    return (task if os.path.isfile(task) else None), backbone
+    return (task if _present(task) else None), backbone
 
 
 def _prefixed(node: h5.SaveableNode, prefix: str) -> h5.SaveableNode:
