@@ -20,6 +20,26 @@ from keras_build import build
 
 pytestmark = pytest.mark.tensorflow
 
+#: Each task of ``TASKS`` (name -> constructor) seeded and saved as a task preset, with Keras' ``save_weights``
+#: and as ``.keras``; RESULT records keras-hub's ``task.layers``, its backbone's layers and ``count_params()``.
+SAVE_TASKS = r'''
+for name, make in TASKS.items():
+    if CLEAR_SESSION:  # names as a fresh process building the config gets them
+        keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    task = make()
+    rng = np.random.default_rng(len(name))
+    task.set_weights([rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in task.get_weights()])
+    stem = os.path.join(OUT, name)
+    task.save_to_preset(stem + "_preset")
+    task.save_weights(stem + ".weights.h5")
+    task.save(stem + ".keras")
+    RESULT[name] = {"layers": [[layer.name, type(layer).__name__] for layer in task.layers],
+                    "backbone": task.backbone.name,
+                    "backbone_layers": [[layer.name, type(layer).__name__] for layer in task.backbone.layers],
+                    "total": int(task.count_params()), "files": sorted(os.listdir(stem + "_preset"))}
+'''
+
 BUILD = r'''
 import keras_hub
 import numpy as np
@@ -35,18 +55,8 @@ TASKS = {
                                                          hidden_dim=8, intermediate_dim=16, max_sequence_length=8),
                                  preprocessor=None),
 }
-for name, make in TASKS.items():
-    keras.utils.set_random_seed(0)
-    task = make()
-    rng = np.random.default_rng(len(name))
-    task.set_weights([rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in task.get_weights()])
-    stem = os.path.join(OUT, name)
-    task.save_to_preset(stem + "_preset")
-    task.save_weights(stem + ".weights.h5")
-    task.save(stem + ".keras")
-    RESULT[name] = {"layers": [[layer.name, type(layer).__name__] for layer in task.layers],
-                    "backbone_layers": [[layer.name, type(layer).__name__] for layer in task.backbone.layers],
-                    "total": int(task.count_params()), "files": sorted(os.listdir(stem + "_preset"))}
+CLEAR_SESSION = False  # built in one session: the second BERT's backbone is bert_backbone_1
+''' + SAVE_TASKS + r'''
 keras.utils.set_random_seed(0)
 backbone = bert(2)
 rng = np.random.default_rng(7)

@@ -49,7 +49,8 @@ from archdiff.model import Architecture, Layer, WeightSpec
 
 #: The packages whose modules a config may name without ``--import``.
 ALLOWED_PACKAGES = ("keras", "keras_hub", "builtins")
-RECORD_FORMAT = 3  # what a record holds (3: nested models' layers); a cache entry of another format is rebuilt
+#: What a record holds (3: nested models' layers; 4: shared variables once); another format's entry is rebuilt.
+RECORD_FORMAT = 4
 DEFAULT_TIMEOUT_S = 600.0
 _MAX_CACHE_BYTES = 256 * 1024 * 1024
 
@@ -403,16 +404,26 @@ def _entry(layer, files: dict[int, str], placed: dict[int, str], parent: str) ->
         return {"name": layer.name, "class_name": type(layer).__name__, "module": type(layer).__module__,
                 "trainable": bool(layer.trainable), "output_shapes": _output_shapes(layer), "weights": [],
                 "same_as": placed[id(layer)]}
-    placed[id(layer)] = parent + layer.name
+    here = parent + layer.name
+    placed[id(layer)] = here
     weights = []
+    shares: list[str] = []
     for var in layer.weights:
+        if id(var) in placed:  # a variable of a layer listed earlier (inside a composite layer there)
+            if placed[id(var)] not in shares:
+                shares.append(placed[id(var)])
+            continue
+        placed[id(var)] = here
         path = str(getattr(var, "path", None) or var.name)
         name = path[len(layer.name) + 1:] if path.startswith(layer.name + "/") else path
         weights.append({"name": name, "path": path, "shape": [int(d) for d in var.shape],
                         "dtype": str(getattr(var.dtype, "name", var.dtype)),
                         "trainable": bool(getattr(var, "trainable", True)), "file": files.get(id(var))})
-    return {"name": layer.name, "class_name": type(layer).__name__, "module": type(layer).__module__,
-            "trainable": bool(layer.trainable), "output_shapes": _output_shapes(layer), "weights": weights}
+    entry = {"name": layer.name, "class_name": type(layer).__name__, "module": type(layer).__module__,
+             "trainable": bool(layer.trainable), "output_shapes": _output_shapes(layer), "weights": weights}
+    if shares:
+        entry["shares"] = shares
+    return entry
 
 
 def _nested_layers(layer, keras) -> list | None:
@@ -513,6 +524,11 @@ def from_record(arch: Architecture, record: dict, *, cached: bool, cache_path: s
     if again:
         notes.append("one layer object in two places: " + ", ".join(f"{a} is {b}" for a, b in again[:10])
                      + "; its variables are listed (and counted) once, at the first")
+    shared = [(e["name"], ", ".join(str(x) for x in e["shares"])) for e in record["layers"]
+              if isinstance(e.get("shares"), list) and e["shares"]]
+    if shared:
+        notes.append("variables in two places: " + "; ".join(f"{a} holds variables of {b}" for a, b in shared[:10])
+                     + "; they are listed (and counted) once, at the first (a head tied to the token embedding)")
     unserialized = [str(x) for x in record.get("unserialized") or ()]
     if unserialized:
         notes.append("the built layers' own get_config raised for: " + ", ".join(unserialized[:10])
