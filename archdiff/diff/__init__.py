@@ -19,56 +19,97 @@ keeps working whichever module inside the package holds them.
 """
 from __future__ import annotations
 
-from archdiff.diff.engine import class_of_name, config_diff, diff, weight_changes
-from archdiff.diff.gate import (
-                                GATE_DEFAULT_FAIL_ON,
-                                FileResult,
-                                GateResult,
-                                decide,
-                                find_policy,
-                                gate_file,
-                                gate_files,
-                                iter_gate_files,
-)
-from archdiff.diff.ignore import ignore_matches
-from archdiff.diff.kinds import (
-                                CHANGE_KINDS,
-                                CLASSIFICATIONS,
-                                EFFECTS,
-                                FAIL_ON_SPECIAL,
-                                IO_SIDES,
-                                IO_WHATS,
-                                KINDS,
-                                OPS,
-                                class_changed,
-                                classify,
-                                config_changed,
-                                inputs_changed,
-                                io_changed,
-                                model_class_changed,
-                                model_renamed,
-                                renamed,
-                                trainable_changed,
-                                validate_change,
-                                validate_diff,
-                                validate_io_change,
-                                values_changed,
-                                weight_changed,
-)
-from archdiff.diff.matching import Matching, Pair, match_layers
-from archdiff.diff.options import DiffOptions
-from archdiff.diff.result import (
-                                SCHEMA_VERSION,
-                                ArchDiff,
-                                Change,
-                                Edge,
-                                IOChange,
-                                LayerDiff,
-                                LayerEntry,
-                                ModelInfo,
-                                fails,
-)
-from archdiff.diff.values import LayerValues, ValueComparison, VariableValues, compare_weights
+import importlib
+
+#: Each re-exported name by the module inside the package that holds it. The
+#: stage's modules are imported on first use (PEP 562): ``transfer`` needs the
+#: matcher's rules and ``layers`` none of it, and importing the engine, the gate
+#: and the value comparison up front cost a transfer about 40 ms of its start.
+_EXPORTS = {
+    'engine': (
+        'class_of_name',
+        'config_diff',
+        'diff',
+        'weight_changes',
+    ),
+    'gate': (
+        'GATE_DEFAULT_FAIL_ON',
+        'FileResult',
+        'GateResult',
+        'decide',
+        'find_policy',
+        'gate_file',
+        'gate_files',
+        'iter_gate_files',
+    ),
+    'ignore': (
+        'ignore_matches',
+    ),
+    'kinds': (
+        'CHANGE_KINDS',
+        'CLASSIFICATIONS',
+        'EFFECTS',
+        'FAIL_ON_SPECIAL',
+        'IO_SIDES',
+        'IO_WHATS',
+        'KINDS',
+        'OPS',
+        'class_changed',
+        'classify',
+        'config_changed',
+        'inputs_changed',
+        'io_changed',
+        'model_class_changed',
+        'model_renamed',
+        'renamed',
+        'trainable_changed',
+        'validate_change',
+        'validate_diff',
+        'validate_io_change',
+        'values_changed',
+        'weight_changed',
+    ),
+    'matching': (
+        'Matching',
+        'Pair',
+        'match_layers',
+    ),
+    'options': (
+        'DiffOptions',
+    ),
+    'result': (
+        'SCHEMA_VERSION',
+        'ArchDiff',
+        'Change',
+        'Edge',
+        'IOChange',
+        'LayerDiff',
+        'LayerEntry',
+        'ModelInfo',
+        'fails',
+    ),
+    'values': (
+        'LayerValues',
+        'ValueComparison',
+        'VariableValues',
+        'compare_weights',
+    ),
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))
+
 
 __all__ = [
     # Names exported before the stage was split into modules (keep them).
