@@ -85,3 +85,41 @@ def test_a_loaded_framework_makes_it_use_a_fresh_interpreter(monkeypatch):
 def test_it_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("ARCHDIFF_CONTAIN", "0")
     assert contain.contained(len, "abc") == 3  # in-process: a builtin's answer with no child at all
+
+
+def test_children_forked_by_a_transfer_or_a_diff_of_two_weight_files_inherit_h5py(tmp_path):
+    """Each reader's child imported h5py again (about 0.1 s each) when it was forked before the parent had:
+    a transfer (which writes with h5py) and a diff of two weight files import it once, before forking.
+    A diff of two JSON configs still imports no h5py at all."""
+    import subprocess
+    import sys
+
+    demo, k3 = FIXTURES / "demo", FIXTURES / "keras3"
+    code = f"""
+import sys
+from archdiff.read import contain
+seen = []
+real = contain._in_fork
+def spy(fn, args, *rest):
+    seen.append('h5py' in sys.modules)
+    return real(fn, args, *rest)
+contain._in_fork = spy
+from archdiff.cli import main
+argv = sys.argv[1:]
+main(argv)
+print(seen, 'h5py' in sys.modules, file=sys.stderr)
+"""
+    runs = {
+        "transfer": ["transfer", str(demo / "source.keras"), str(demo / "target.keras"), "-o",
+                     str(tmp_path / "out.keras")],
+        "diff": ["diff", str(demo / "source.keras"), str(demo / "target.keras"), "--topology-only"],
+        "json": ["diff", str(k3 / "functional.json"), str(k3 / "nested.json")],
+    }
+    got = {}
+    for name, argv in runs.items():
+        done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                              env={**__import__("os").environ, "ARCHDIFF_CONTAIN": "1"})
+        got[name] = done.stderr.strip().splitlines()[-1]
+    assert got["transfer"] == "[True, True] True"
+    assert got["diff"] == "[True, True] True"
+    assert got["json"].endswith("False")

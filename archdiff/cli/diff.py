@@ -170,8 +170,9 @@ def run_diff(args) -> int:
         from archdiff.diff.policy import load_policy
 
         policy = load_policy(args.policy)
-    if options.values != "off" and all(str(x).lower().endswith(_WEIGHT_FILES) for x in (args.a, args.b)):
-        from archdiff.diff.values import preload
+    if all(str(x).lower().endswith(_WEIGHT_FILES) for x in (args.a, args.b)):
+        # Both readers' children need h5py (their weights' shapes), and the value comparison too.
+        from archdiff.read.hdf5 import preload
 
         preload()
     both = factory_kwargs(args.factory_args)

@@ -99,6 +99,9 @@ def run_transfer(args) -> int:
 
     if not args.output and not args.dry_run:
         raise UsageError("no output file", hint="give -o OUT, or --dry-run to see the plan only")
+    from archdiff.read.hdf5 import preload
+
+    preload()  # the writer needs h5py, and the two readers' children inherit it instead of importing it
     source, target = args.source, args.target
     building = build_options(args)
     if building["build"]:  # keras-hub: pair by the variables' Keras names, located in the files by Keras

@@ -52,6 +52,19 @@ def _h5py():
     return h5py
 
 
+def preload() -> None:
+    """Import h5py and numpy now, in this process, before the inputs are read.
+
+    The readers read each file in a supervised child forked from this process
+    (:mod:`archdiff.read.contain`). A child forked after h5py is imported
+    inherits it; one forked before imports it again (about 0.1 s with numpy),
+    so a command that reads two HDF5-bearing files, or that needs h5py itself
+    afterwards (a transfer writes with it), imports it once here instead.
+    """
+    import h5py  # noqa: F401
+    import numpy  # noqa: F401
+
+
 class ZipMemberFile(io.RawIOBase):
     """A read-only window on one *stored* (uncompressed) member of a zip file.
 

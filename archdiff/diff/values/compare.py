@@ -207,14 +207,12 @@ class ValueComparison:
 def preload() -> None:
     """Import h5py and numpy now, before the inputs are read, when their values will be compared.
 
-    The readers read each file's metadata in a supervised child forked from this
-    process (:mod:`archdiff.read.contain`); a child forked after h5py is imported
-    inherits it instead of importing it again, which otherwise costs each input
-    as much as comparing a ResNet50's values. The comparison needs both here anyway.
+    The comparison needs both here anyway, and the readers' forked children
+    inherit them (:func:`archdiff.read.hdf5.preload`).
     """
-    import h5py  # noqa: F401
-    import numpy  # noqa: F401
+    from archdiff.read.hdf5 import preload as _preload
 
+    _preload()
 
 
 def has_stored_weights(arch: Architecture) -> bool:
