@@ -95,15 +95,15 @@ def test_children_forked_by_a_transfer_or_a_diff_of_two_weight_files_inherit_h5p
     import sys
 
     demo, k3 = FIXTURES / "demo", FIXTURES / "keras3"
-    code = f"""
+    code = """
 import sys
 from archdiff.read import contain
 seen = []
-real = contain._in_fork
+real = contain._fork
 def spy(fn, args, *rest):
     seen.append('h5py' in sys.modules)
     return real(fn, args, *rest)
-contain._in_fork = spy
+contain._fork = spy
 from archdiff.cli import main
 argv = sys.argv[1:]
 main(argv)
@@ -123,3 +123,87 @@ print(seen, 'h5py' in sys.modules, file=sys.stderr)
     assert got["transfer"] == "[True, True] True"
     assert got["diff"] == "[True, True] True"
     assert got["json"].endswith("False")
+
+
+def test_a_started_read_is_collected_by_the_call_it_stands_for(monkeypatch):
+    forks = []
+    real = contain._fork
+    monkeypatch.setattr(contain, "_fork", lambda fn, args, memory: forks.append(args) or real(fn, args, memory))
+    monkeypatch.setattr(contain, "_forkable", lambda: True)
+    path = str(FIXTURES / "keras3" / "functional.keras")
+    assert contain.start(_load_path, path)
+    assert contain.start(_load_path, path)  # already running: not forked twice
+    assert forks == [(path,)]
+    arch = contain.contained(_load_path, path)
+    assert forks == [(path,)] and not contain._started
+    assert arch == _load_path(path)
+    contain.contained(_load_path, path)  # collected once: the next call forks its own child
+    assert forks == [(path,), (path,)]
+
+
+def test_a_started_read_that_fails_raises_when_collected(tmp_path, monkeypatch):
+    monkeypatch.setattr(contain, "_forkable", lambda: True)
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"PK\x03\x04 not a zip")
+    assert contain.start(_load_path, str(bad))
+    with pytest.raises(InputError) as info:
+        contain.contained(_load_path, str(bad))
+    assert info.value.path == str(bad)
+
+
+def test_a_started_childs_time_limit_counts_from_its_collection(monkeypatch):
+    """A child that finished while this process read another input is not called hung; one still running
+    past the limit, counted from when it is asked for, is."""
+    monkeypatch.setattr(contain, "_forkable", lambda: True)
+    monkeypatch.setenv("ARCHDIFF_READ_TIMEOUT", "1")
+    assert contain.start(time.sleep, 1.5)
+    time.sleep(2.0)  # longer than the limit, but the child is done
+    assert contain.contained(time.sleep, 1.5) is None
+    assert contain.start(time.sleep, 30)
+    with pytest.raises(InputError) as info:
+        contain.contained(time.sleep, 30)
+    assert "did not finish within 1 s" in str(info.value)
+
+
+def test_a_started_read_nobody_collects_is_killed_when_the_command_ends(tmp_path, monkeypatch):
+    import os
+
+    from archdiff.cli import main
+
+    monkeypatch.setattr(contain, "_forkable", lambda: True)
+    assert contain.start(time.sleep, 60)
+    (pid, _), = contain._started.values()
+    good = str(FIXTURES / "keras3" / "functional.keras")
+    # A is refused: the diff ends before B (started beside it) is collected.
+    assert main(["diff", str(tmp_path / "missing.keras"), good]) == 2
+    assert not contain._started
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # killed and reaped: no such child any more
+
+
+def test_nothing_starts_where_a_fork_is_unsafe_or_containment_is_off(monkeypatch):
+    monkeypatch.setattr(contain, "_forkable", lambda: False)
+    assert not contain.start(time.sleep, 0)
+    monkeypatch.setattr(contain, "_forkable", lambda: True)
+    monkeypatch.setenv("ARCHDIFF_CONTAIN", "0")
+    assert not contain.start(time.sleep, 0)
+    monkeypatch.delenv("ARCHDIFF_CONTAIN")
+    assert not contain.start(time.sleep, [0])  # arguments that cannot be a key
+    assert not contain._started
+
+
+def test_prefetch_starts_only_what_load_would_hand_to_the_child_as_it_is(tmp_path, monkeypatch):
+    import os
+
+    from archdiff.read.dispatch import prefetch
+
+    monkeypatch.setattr(contain, "_forkable", lambda: True)
+    fifo = tmp_path / "model.keras"
+    os.mkfifo(fifo)
+    for spec in ("-", "HEAD:model.keras", str(FIXTURES / "keras3" / "functional.json"), str(fifo),
+                 str(tmp_path / "missing.keras"), "examples.factory:build"):
+        assert not prefetch(spec), spec
+    assert not contain._started
+    assert prefetch(str(FIXTURES / "keras3" / "functional.h5"))
+    contain.abandon()
+    assert not contain._started

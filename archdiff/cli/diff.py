@@ -175,6 +175,9 @@ def run_diff(args) -> int:
         from archdiff.read.hdf5 import preload
 
         preload()
+    from archdiff.read.dispatch import prefetch
+
+    prefetch(args.b)  # B is read in its child while A is read: side by side
     both = factory_kwargs(args.factory_args)
     building = build_options(args)
     a = load(args.a, factory_kwargs={**both, **factory_kwargs(args.factory_args_a)}, **building)

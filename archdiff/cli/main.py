@@ -115,8 +115,10 @@ def _say(line: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; the collector runs less often meanwhile (archdiff.limits.GC_THRESHOLDS) and the
-    caller's thresholds come back when it ends."""
+    caller's thresholds come back when it ends, as does no reader it started and did not need (an error
+    in A ends a diff before B's read, begun beside it, is collected)."""
     from archdiff.limits import GC_THRESHOLDS
+    from archdiff.read.contain import abandon
 
     previous = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         return _main(argv)
     finally:
         gc.set_threshold(*previous)
+        abandon()
 
 
 def _main(argv: list[str] | None) -> int:

@@ -99,10 +99,12 @@ def run_transfer(args) -> int:
 
     if not args.output and not args.dry_run:
         raise UsageError("no output file", hint="give -o OUT, or --dry-run to see the plan only")
+    from archdiff.read.dispatch import prefetch
     from archdiff.read.hdf5 import preload
 
     preload()  # the writer needs h5py, and the two readers' children inherit it instead of importing it
     source, target = args.source, args.target
+    prefetch(target)  # read in its child while the source is read: side by side
     building = build_options(args)
     if building["build"]:  # keras-hub: pair by the variables' Keras names, located in the files by Keras
         from archdiff.read import load

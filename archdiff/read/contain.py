@@ -13,6 +13,11 @@ which costs a few milliseconds since everything is already imported; else a
 fresh interpreter. ``ARCHDIFF_CONTAIN=0`` reads in-process (a debugger, or a
 platform without fork); ``ARCHDIFF_READ_TIMEOUT`` (seconds, default 300) and
 ``ARCHDIFF_READ_MEMORY`` (MiB the child may grow by, default 8192) set the limits.
+
+:func:`start` forks a child ahead of time, so that two inputs are read side by
+side on two cores; the :func:`contained` call with the same function and
+arguments then collects its answer. A started child that is never collected is
+killed when the command (:func:`abandon`) or the process ends.
 """
 from __future__ import annotations
 
@@ -92,6 +97,51 @@ def _forkable() -> bool:
     return threading.active_count() == 1 and not any(name in sys.modules for name in _HEAVY)
 
 
+#: Children begun by :func:`start`, by (function, arguments): (pid, the read end of their pipe).
+_started: dict[tuple, tuple[int, int]] = {}
+_at_exit = False
+
+
+def start(fn: Callable[..., Any], *args: Any) -> bool:
+    """Begin ``fn(*args)`` in a forked child now; the next ``contained(fn, *args)`` collects it.
+
+    Where a fork is not safe (or containment is off) nothing starts and
+    ``contained`` runs the call as usual, so this only ever saves time. Returns
+    whether a child was started (or already runs for these arguments).
+    """
+    if not enabled() or not _forkable():
+        return False
+    global _at_exit
+    key = (fn, args)
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    if key not in _started:
+        if not _at_exit:
+            import atexit
+
+            atexit.register(abandon)
+            _at_exit = True
+        _started[key] = _fork(fn, args, _limits()[1])
+    return True
+
+
+def abandon() -> None:
+    """Kill and reap the started children nobody collected (the command ended before it needed them).
+
+    The CLI calls it when a command ends, so a later read of the same path in
+    this process (a test, a notebook) never gets an answer started earlier."""
+    while _started:
+        _, (pid, fd) = _started.popitem()
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)
+
+
 def contained(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` run in a supervised child: its result, or its error raised here.
 
@@ -103,7 +153,15 @@ def contained(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     timeout, memory = _limits()
     where = _where(args)
-    if _forkable():
+    try:
+        begun = _started.pop((fn, args), None)
+    except TypeError:  # arguments that cannot be a key were never started
+        begun = None
+    if begun is not None:
+        # Its time limit counts from now: a child that finished early may have waited, blocked on a full pipe,
+        # while this process read another input.
+        data, status = _collect(*begun, timeout)
+    elif _forkable():
         data, status = _in_fork(fn, args, timeout, memory)
     else:
         data, status = _in_interpreter(fn, args, timeout, memory)
@@ -150,6 +208,11 @@ def _read_all(fd: int, deadline: float) -> tuple[bytes, bool]:
 
 
 def _in_fork(fn, args, timeout: float, memory: int) -> tuple[bytes | None, str]:
+    return _collect(*_fork(fn, args, memory), timeout)
+
+
+def _fork(fn, args, memory: int) -> tuple[int, int]:
+    """A child forked to run ``fn(*args)`` and write its pickled outcome into a pipe: (pid, the read end)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into the caller's stack
@@ -170,6 +233,11 @@ def _in_fork(fn, args, timeout: float, memory: int) -> tuple[bytes | None, str]:
         finally:
             os._exit(code)
     os.close(write_fd)
+    return pid, read_fd
+
+
+def _collect(pid: int, read_fd: int, timeout: float) -> tuple[bytes | None, str]:
+    """The forked child's answer and how it ended; killed when it gives none within ``timeout`` s."""
     try:
         data, finished = _read_all(read_fd, time.monotonic() + timeout)
     finally:

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from archdiff.errors import ArchdiffError, InputError, UnsupportedFormatError
 from archdiff.model import Architecture
 from archdiff.read.assemble import name_positional_weights
-from archdiff.read.contain import contained
+from archdiff.read.contain import contained, start
 from archdiff.read.documents import from_config_document, read_json_file, read_yaml_file
 from archdiff.read.inputs import looks_like_git_spec, resolve
 from archdiff.read.keras3_h5 import read_sharded
@@ -79,6 +79,27 @@ def load(spec: str | os.PathLike, *, factory_kwargs: Mapping[str, Any] | None = 
     if label is not None:
         arch = replace(arch, source=replace(arch.source, label=label))
     return arch
+
+
+def prefetch(spec: str | os.PathLike) -> bool:
+    """Start reading the model file ``spec`` in its supervised child now, beside whatever this process does next.
+
+    A later ``load(spec)`` collects the answer (a diff or a transfer reads its
+    second input while the first is read: two cores instead of one). Only a
+    regular file or folder that ``load`` would hand to the child as it is:
+    streams, git specs, factories and plain JSON (read in this process) are
+    left to ``load``. Returns whether a read was started.
+    """
+    text = os.fspath(spec)
+    if text == "-" or looks_like_git_spec(text):
+        return False
+    try:
+        mode = os.stat(text).st_mode
+    except (OSError, ValueError):
+        return False
+    if stat.S_ISDIR(mode) or (stat.S_ISREG(mode) and not _plain_json(text)):
+        return start(_load_path, text)
+    return False
 
 
 def _plain_json(path: str) -> bool:
