@@ -6,7 +6,7 @@ Rows (fresh processes, same run):
   tf-keras, ``load_weights(by_name=True, skip_mismatch=True)``, ``save_weights``.
   Target: >= 5x faster.
 * archdiff transfer vs (b) a raw h5py copy of every dataset of the source.
-  Target: within 2x (speedup >= 0.5).
+  Target: within 1.2x (speedup >= 0.83; issue 19), the output still verified.
 * The same transfer into a Keras 3 ``.keras`` target (informational, vs (b)).
 * Peak memory (``ru_maxrss`` of the child) on a weights file of more than 2 GB
   written with h5py for the bench (a few big tensors), vs the raw copy; set
@@ -144,7 +144,7 @@ def run() -> list[dict]:
                         target=">= 5x faster", note=_cpu_note(ours_cpu, keras2_cpu)))
         raw, raw_cpu = _measure(_python(_raw_copy_code(source, work / "raw.h5")))
         rows.append(row("transfer ResNet50 Keras 2 .h5 -> new-head weights .h5", ours,
-                        "raw h5py copy of every dataset", raw, target="within 2x (speedup >= 0.5)",
+                        "raw h5py copy of every dataset", raw, target="within 1.2x (speedup >= 0.83, issue 19)",
                         note=_cpu_note(ours_cpu, raw_cpu)))
         ours_keras, ours_keras_cpu = _measure(archdiff_argv("transfer", str(source), str(keras_target), "-o",
                                                             str(work / "out.keras"), "--skip-mismatch"))
