@@ -230,7 +230,7 @@ def gate_file(path: str, *, against: str = "HEAD", options: DiffOptions | None =
 
     options = options or DiffOptions(fail_on=default_fail_on(policy))
     if options.values != "off":
-        from archdiff.diff.values import preload
+        from archdiff.read.hdf5 import preload
 
         preload()
     root = gitdriver.repo_root()

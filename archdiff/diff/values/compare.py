@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 from archdiff.diff.values.figures import UNKNOWN, Accumulator, Figures, bytes_equal, numeric, report_float
+from archdiff.read.hdf5 import preload as preload  # re-exported: h5py and numpy imported before the readers fork
 from archdiff.vocabulary import VALUE_MODES as VALUE_MODES  # re-exported
 
 if TYPE_CHECKING:
@@ -204,17 +205,6 @@ class ValueComparison:
 
 
 # -- opening ------------------------------------------------------------------------------
-def preload() -> None:
-    """Import h5py and numpy now, before the inputs are read, when their values will be compared.
-
-    The comparison needs both here anyway, and the readers' forked children
-    inherit them (:func:`archdiff.read.hdf5.preload`).
-    """
-    from archdiff.read.hdf5 import preload as _preload
-
-    _preload()
-
-
 def has_stored_weights(arch: Architecture) -> bool:
     """Whether ``arch`` came from a file whose weights a store can read: variables with datasets in it
     (weight specs inferred from a config alone, or a ``.keras`` without ``model.weights.h5``, have none)."""
