@@ -14,7 +14,6 @@ records it fills are in :mod:`archdiff.diff.result`.
 """
 from __future__ import annotations
 
-import gc
 from typing import Any, Iterable
 
 from archdiff.diff.canonical import (
@@ -46,6 +45,7 @@ from archdiff.diff.kinds import (
 from archdiff.diff.matching import match_layers
 from archdiff.diff.options import DiffOptions
 from archdiff.diff.result import ArchDiff, Change, Edge, IOChange, LayerDiff, LayerEntry, ModelInfo
+from archdiff.limits import collector_paused
 from archdiff.model import Architecture, Layer
 from archdiff.names import canonical_class
 
@@ -214,13 +214,8 @@ def diff(a: Architecture, b: Architecture, options: DiffOptions | None = None) -
     options = options or DiffOptions()
     # The work allocates many small objects and frees few: the cyclic collector's full passes
     # over two large models cost more than the diff itself (and grow with the model).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         return _Differ(a, b, options).run()
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _info(arch: Architecture) -> ModelInfo:

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any, Mapping
 
 from archdiff.errors import ArchdiffError, InputError, UnsupportedFormatError
+from archdiff.limits import collector_paused
 from archdiff.model import Architecture
 from archdiff.read.assemble import name_positional_weights
 from archdiff.read.contain import contained, start
@@ -61,14 +62,16 @@ def load(spec: str | os.PathLike, *, factory_kwargs: Mapping[str, Any] | None = 
         # No C library reads a JSON config (the json module's parser is bounded here by size and depth), so
         # nothing can crash or hang out of Python's reach: read here, without a child to start and the
         # Architecture to pickle back (a third of a 10,000-layer diff).
-        arch = _load_json_here(text)
+        with collector_paused():
+            arch = _load_json_here(text)
     else:
         # The file's metadata is read in a supervised child: a libhdf5 crash or hang there is one error line.
         arch = contained(_load_path, text)
     if infer_shapes and arch.has_topology:
-        arch = _infer(arch)
-        if arch.has_weights:
-            arch = name_positional_weights(arch)
+        with collector_paused():
+            arch = _infer(arch)
+            if arch.has_weights:
+                arch = name_positional_weights(arch)
     if build and arch.constructor is not None:
         from archdiff.read.build import build as build_model
 
