@@ -761,3 +761,78 @@ def test_a_keras_file_without_weights_is_refused(tmp_path):
         plan_transfer(bare, K3 / "nested.weights.h5")
     with pytest.raises(UsageError, match="no weights to write into"):
         plan_transfer(K3 / "nested.weights.h5", bare)
+
+
+# -- the flush beside the read-back check (archdiff.transfer.write.syncing) ----------------
+def test_syncing_flushes_every_file_on_a_worker_before_the_block_is_left(monkeypatch, tmp_path):
+    import threading
+    import time
+
+    from archdiff.transfer import write
+
+    flushed = []
+
+    def slow_flush(path):
+        time.sleep(0.05)
+        flushed.append((path, threading.current_thread().name))
+
+    monkeypatch.setattr(write, "fsync_path", slow_flush)
+    inside = []
+    with write.syncing("a", None, "b", where=str(tmp_path / "out.h5")):
+        inside.append(len(flushed))  # the block runs while the flush waits on the disk
+    assert inside == [0]
+    assert [p for p, _ in flushed] == ["a", "b"]
+    assert all(name == "archdiff-fsync" for _, name in flushed)
+
+
+def test_a_failed_flush_is_an_error_on_the_output_after_the_block(monkeypatch, tmp_path):
+    import errno
+
+    from archdiff.errors import OutputError
+    from archdiff.transfer import write
+
+    def broken(path):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(write, "fsync_path", broken)
+    ran = []
+    out = str(tmp_path / "out.h5")
+    with pytest.raises(OutputError) as caught:
+        with write.syncing("tmp", where=out):
+            ran.append(True)
+    assert ran == [True]
+    assert caught.value.path == out and "Input/output error" in caught.value.message
+
+
+def test_the_checks_own_error_wins_over_a_failed_flush(monkeypatch, tmp_path):
+    from archdiff.errors import OutputError
+    from archdiff.transfer import write
+
+    monkeypatch.setattr(write, "fsync_path", lambda path: (_ for _ in ()).throw(OSError(5, "EIO")))
+    with pytest.raises(OutputError, match="differ"):
+        with write.syncing("tmp", where=str(tmp_path / "o")):
+            raise OutputError("reading the output back, 1 variables differ from what was written")
+
+
+@pytest.mark.parametrize("target", [K3 / "functional.weights.h5", K3 / "functional.keras"])
+def test_a_disk_that_fails_the_flush_leaves_no_output_and_says_so(cli, monkeypatch, tmp_path, target):
+    import errno
+
+    real = os.fsync
+    calls = []
+
+    def failing(fd):
+        calls.append(fd)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    out = tmp_path / f"out{''.join(target.suffixes)}"
+    before = hashlib.sha256(target.read_bytes()).hexdigest()
+    code, stdout, err = cli("transfer", K2 / "functional.h5", target, "-o", out)
+    monkeypatch.setattr(os, "fsync", real)
+    assert calls, "the transfer flushed nothing"
+    assert code == 2 and stdout == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "cannot flush the output to the disk" in lines[0] and str(out) in lines[0]
+    assert not out.exists() and not [p for p in tmp_path.iterdir()], "a temporary file was left"
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == before

@@ -286,7 +286,7 @@ def _holes(target: WeightStore, copies) -> list[tuple[int, int]]:
 
 def _write_weights_file(plan, out, copies, source, bar) -> dict[str, str]:
     from archdiff.output import atomic_path
-    from archdiff.transfer.write import copy_file_except, default_file_mode, fsync_path
+    from archdiff.transfer.write import copy_file_except, default_file_mode, syncing
 
     layout = store_class(plan.target.format)
     target = plan.target.path
@@ -296,8 +296,7 @@ def _write_weights_file(plan, out, copies, source, bar) -> dict[str, str]:
         copy_file_except(target, tmp, holes)
         with layout(tmp, mode="r+", where=out, **_CHECKED_BY_THE_PLAN) as written:
             checksums = _copy_all(written, copies, source, out, bar)
-        fsync_path(tmp)
-        with layout(tmp, where=out, **_CHECKED_BY_THE_PLAN) as written:
+        with syncing(tmp, where=out), layout(tmp, where=out, **_CHECKED_BY_THE_PLAN) as written:
             _verify(written, copies, checksums, out, bar)
         default_file_mode(tmp)
     return checksums
@@ -309,9 +308,9 @@ def _write_keras(plan, out, copies, source, bar) -> dict[str, str]:
         copy_file_except,
         copy_zip_member,
         default_file_mode,
-        fsync_path,
         rebuild_keras_zip,
         scratch_file,
+        syncing,
     )
 
     member = KerasZipStore.MEMBER
@@ -328,10 +327,10 @@ def _write_keras(plan, out, copies, source, bar) -> dict[str, str]:
         with Keras3WeightsStore(scratch, mode="r+", where=out, **_CHECKED_BY_THE_PLAN) as written:
             checksums = _copy_all(written, copies, source, out, bar)
         rebuild_keras_zip(target, {member: scratch}, tmp)
-        fsync_path(tmp)
-        KerasZipStore.compare_members(target, tmp, where=out)
-        with KerasZipStore(tmp, where=out, **_CHECKED_BY_THE_PLAN) as written:
-            _verify(written, copies, checksums, out, bar)
+        with syncing(tmp, where=out):
+            KerasZipStore.compare_members(target, tmp, where=out)
+            with KerasZipStore(tmp, where=out, **_CHECKED_BY_THE_PLAN) as written:
+                _verify(written, copies, checksums, out, bar)
         default_file_mode(tmp)
     return checksums
 
@@ -347,7 +346,7 @@ def _write_sharded(plan, out, copies, source, bar) -> dict[str, str]:
 
     from archdiff.output import atomic_path
     from archdiff.store.sharded import rewrite_index, shard_names
-    from archdiff.transfer.write import copy_file_except, default_file_mode, fsync_path
+    from archdiff.transfer.write import copy_file_except, default_file_mode, syncing
 
     target = plan.target.path
     old = ShardedStore.companion_files(target)
@@ -366,9 +365,8 @@ def _write_sharded(plan, out, copies, source, bar) -> dict[str, str]:
             copy_file_except(src_shard, tmp, gaps)
         with ShardedStore(target, shards=tmps, mode="r+", where=out, **_CHECKED_BY_THE_PLAN) as written:
             checksums = _copy_all(written, copies, source, out, bar)
-        for tmp in tmps:
-            fsync_path(tmp)
-        with ShardedStore(target, shards=tmps, where=out, **_CHECKED_BY_THE_PLAN) as written:
+        with syncing(*tmps, where=out), \
+                ShardedStore(target, shards=tmps, where=out, **_CHECKED_BY_THE_PLAN) as written:
             _verify(written, copies, checksums, out, bar)
         text = rewrite_index(target, {os.path.basename(a): os.path.basename(b) for a, b in zip(old, new)})
         with open(index_tmp, "w", encoding="utf-8") as fh:
@@ -424,7 +422,7 @@ def _write_task_preset(plan, out, copies, source, bar) -> dict[str, str]:
 
     from archdiff.read.preset import task_files
     from archdiff.store.preset import TaskPresetStore
-    from archdiff.transfer.write import copy_file_except, default_file_mode, fsync_path
+    from archdiff.transfer.write import copy_file_except, default_file_mode, syncing
 
     target = plan.target.path
     weights = [p for p in task_files(target)]
@@ -452,10 +450,8 @@ def _write_task_preset(plan, out, copies, source, bar) -> dict[str, str]:
         files = (written_files[0], written_files[1])
         with TaskPresetStore(tmp, files=files, mode="r+", where=out, **_CHECKED_BY_THE_PLAN) as written:
             checksums = _copy_all(written, copies, source, out, bar)
-        for path in files:
-            if path is not None:
-                fsync_path(path)
-        with TaskPresetStore(tmp, files=files, where=out, **_CHECKED_BY_THE_PLAN) as written:
+        with syncing(*files, where=out), \
+                TaskPresetStore(tmp, files=files, where=out, **_CHECKED_BY_THE_PLAN) as written:
             _verify(written, copies, checksums, out, bar)
         for rel in members:
             default_file_mode(os.path.join(tmp, rel))
