@@ -17,6 +17,11 @@ def run() -> list[dict]:
     """, repeat=3)
     rows.append(row("layers resnet50.keras (fresh process)", ours, "Keras load_model + model.layers", keras,
                     target=">= 30x faster (issue 19)"))
+    # The same command with the weights tree read by h5py (read/hdf5_lite.py declines every file): what reading
+    # the tree without h5py and numpy saves.
+    by_h5py = time_command(archdiff_argv("layers", str(keras_file)), repeat=5, env={"ARCHDIFF_LITE_HDF5": "0"})
+    rows.append(row("layers resnet50.keras (fresh process)", ours, "archdiff with ARCHDIFF_LITE_HDF5=0 (h5py reads "
+                    "the tree)", by_h5py, target="for reference (no target set)"))
     ours_json = time_command(archdiff_argv("layers", str(json_file)), repeat=5)
     bare = time_python(f"""
         import json

@@ -64,14 +64,15 @@ def ensure_application(name: str, fmt: str = "keras", **kwargs) -> Path:
     return out
 
 
-def time_command(argv: list[str], *, repeat: int = 5, warmup: int = 1) -> float:
-    """Median wall time of a fresh process, in seconds."""
+def time_command(argv: list[str], *, repeat: int = 5, warmup: int = 1, env: dict | None = None) -> float:
+    """Median wall time of a fresh process, in seconds (``env``: variables set on top of the bench's)."""
+    environ = {**ENV, **(env or {})}
     for _ in range(warmup):
-        subprocess.run(argv, env=ENV, capture_output=True, check=True)
+        subprocess.run(argv, env=environ, capture_output=True, check=True)
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(argv, env=ENV, capture_output=True, check=True)
+        subprocess.run(argv, env=environ, capture_output=True, check=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

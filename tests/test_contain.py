@@ -87,10 +87,12 @@ def test_it_can_be_switched_off(monkeypatch):
     assert contain.contained(len, "abc") == 3  # in-process: a builtin's answer with no child at all
 
 
-def test_children_forked_by_a_transfer_or_a_diff_of_two_weight_files_inherit_h5py(tmp_path):
+def test_children_inherit_h5py_where_their_readers_need_it_and_nothing_imports_it_otherwise(tmp_path):
     """Each reader's child imported h5py again (about 0.1 s each) when it was forked before the parent had:
-    a transfer (which writes with h5py) and a diff of two weight files import it once, before forking.
-    A diff of two JSON configs still imports no h5py at all."""
+    a transfer (which writes with h5py) and a diff with a Keras 2 .h5 (whose reader needs h5py) import it
+    once, before forking. Keras 3 files' trees are read without h5py (read.hdf5_lite): a topology diff of
+    two imports it nowhere, and a diff comparing their values imports it in the parent while the children
+    read. A diff of two JSON configs imports no h5py at all."""
     import subprocess
     import sys
 
@@ -112,7 +114,10 @@ print(seen, 'h5py' in sys.modules, file=sys.stderr)
     runs = {
         "transfer": ["transfer", str(demo / "source.keras"), str(demo / "target.keras"), "-o",
                      str(tmp_path / "out.keras")],
-        "diff": ["diff", str(demo / "source.keras"), str(demo / "target.keras"), "--topology-only"],
+        "topology": ["diff", str(demo / "source.keras"), str(demo / "target.keras"), "--topology-only"],
+        "values": ["diff", str(demo / "source.keras"), str(demo / "target.keras")],
+        "keras 2": ["diff", str(FIXTURES / "keras2" / "functional.h5"), str(k3 / "functional.keras"),
+                    "--topology-only"],
         "json": ["diff", str(k3 / "functional.json"), str(k3 / "nested.json")],
     }
     got = {}
@@ -121,7 +126,9 @@ print(seen, 'h5py' in sys.modules, file=sys.stderr)
                               env={**__import__("os").environ, "ARCHDIFF_CONTAIN": "1"})
         got[name] = done.stderr.strip().splitlines()[-1]
     assert got["transfer"] == "[True, True] True"
-    assert got["diff"] == "[True, True] True"
+    assert got["topology"] == "[False, False] False"
+    assert got["values"] == "[False, False] True"
+    assert got["keras 2"] == "[True, True] True"
     assert got["json"].endswith("False")
 
 

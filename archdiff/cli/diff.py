@@ -32,6 +32,8 @@ _FORMAT_HELP = {"text": "text (git-diff-like)", "json": "json (schema: archdiff/
 
 #: Names of files that can hold weights (values are compared only when both do).
 _WEIGHT_FILES = (".keras", ".h5", ".hdf5", ".weights.json")
+#: Names of files whose weights tree is usually read without h5py (Keras 3's: archdiff.read.hdf5_lite).
+_LITE_FILES = (".keras", ".weights.h5")
 
 
 def _and(words) -> str:
@@ -170,14 +172,20 @@ def run_diff(args) -> int:
         from archdiff.diff.policy import load_policy
 
         policy = load_policy(args.policy)
-    if all(str(x).lower().endswith(_WEIGHT_FILES) for x in (args.a, args.b)):
-        # Both readers' children need h5py (their weights' shapes), and the value comparison too.
-        from archdiff.read.hdf5 import preload
-
-        preload()
     from archdiff.read.dispatch import prefetch
+    from archdiff.read.hdf5 import preload
 
-    prefetch(args.b)  # B is read in its child while A is read: side by side
+    # The inputs are read in their children side by side. A Keras 3 file's tree needs no h5py (read.hdf5_lite):
+    # this process imports it meanwhile where the values are compared. Any other weight file's reader needs
+    # h5py: imported here first then, for both children to inherit, instead of three imports on two cores.
+    weights = all(str(x).lower().endswith(_WEIGHT_FILES) for x in (args.a, args.b))
+    values = weights and options.values != "off"
+    if weights and not all(str(x).lower().endswith(_LITE_FILES) for x in (args.a, args.b)):
+        preload()
+    prefetch(args.a)
+    prefetch(args.b)
+    if values:
+        preload()
     both = factory_kwargs(args.factory_args)
     building = build_options(args)
     a = load(args.a, factory_kwargs={**both, **factory_kwargs(args.factory_args_a)}, **building)

@@ -51,14 +51,19 @@ def check_global_heaps(f, kinds: dict[str, str], *, where: str) -> None:
         lengths = head[14] if head[8] in (0, 1) else head[10]
         if lengths != 8:
             return
-        extents = _dataset_extents(f, kinds)
-        start = 0
-        for begin, end in extents + [(size, size)]:
-            if begin > start:
-                _check_region(read, start, begin, size, where)
-            start = max(start, end)
+        check_heap_regions(read, size, _dataset_extents(f, kinds), where=where)
     finally:
         close()
+
+
+def check_heap_regions(read, size: int, extents: list[tuple[int, int]], *, where: str) -> None:
+    """The check of :func:`check_global_heaps` on the bytes ``read(offset, n)`` of a file of ``size`` bytes
+    whose datasets' data lies at ``extents`` (sorted): every collection in the rest is parsed."""
+    start = 0
+    for begin, end in extents + [(size, size)]:
+        if begin > start:
+            _check_region(read, start, begin, size, where)
+        start = max(start, end)
 
 
 def _raw_bytes(f):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from archdiff.errors import InputError, LimitExceededError
 from archdiff.limits import MAX_ATTR_BYTES, MAX_GROUP_DEPTH
 from archdiff.read.hdf5 import VarInfo, _decode, _fast_dataset_info, _h5py, _short, check_layer_name, scan
+from archdiff.read.hdf5_lite import LiteFile
 
 
 @dataclass
@@ -87,14 +88,25 @@ def _vars_name(f, path: str, *, where: str):
     return _decode(buf[()] if buf.shape == () else buf)
 
 
+def _dataset_info(f, path: str, key: str, *, where: str) -> VarInfo:
+    if isinstance(f, LiteFile):
+        shape, dtype = f.dataset(path)
+        return VarInfo(key, shape, dtype, "/" + path)
+    return _fast_dataset_info(f, path, key, where=where)
+
+
 _SKIPPED_OBJECTS = frozenset({"optimizer", "metrics", "compile_metrics", "loss", "_tracker"})
 
 
 def read_keras3_tree(files: list, *, where: str) -> SaveableNode:
-    """Merge one or more Keras 3 weights files (shards) into one node tree."""
+    """Merge one or more Keras 3 weights files (shards) into one node tree.
+
+    Each file is an open h5py file or a :class:`~archdiff.read.hdf5_lite.LiteFile`, which raises
+    :class:`~archdiff.read.hdf5_lite.Decline` where h5py must read it instead.
+    """
     root = SaveableNode(key="", path="", real_name=None)
     for f in files:
-        kinds = scan(f, where=where)
+        kinds = f.kinds() if isinstance(f, LiteFile) else scan(f, where=where)
         for path in sorted(kinds, key=natural_key):
             parts = path.split("/")
             if len(parts) > MAX_GROUP_DEPTH:
@@ -144,7 +156,8 @@ def _place(f, root: SaveableNode, parts: list[str], kind: str, *, where: str) ->
         if part == "vars":
             if last:
                 if kind == "group" and node.real_name is None:
-                    real = _vars_name(f, "/".join(parts), where=where)
+                    group = "/".join(parts)
+                    real = f.vars_name(group) if isinstance(f, LiteFile) else _vars_name(f, group, where=where)
                     if isinstance(real, str):
                         check_layer_name(real, f"/{'/'.join(parts)}@name", where=where, keras3=True)
                         node.real_name = real
@@ -152,7 +165,7 @@ def _place(f, root: SaveableNode, parts: list[str], kind: str, *, where: str) ->
             if kind == "dataset" and i + 2 == len(parts):
                 key = parts[i + 1]
                 if all(v.name != key for v in node.variables):
-                    node.variables.append(_fast_dataset_info(f, "/".join(parts), key, where=where))
+                    node.variables.append(_dataset_info(f, "/".join(parts), key, where=where))
             return
         if node is root and part in _SKIPPED_OBJECTS:
             return

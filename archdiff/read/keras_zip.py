@@ -16,6 +16,7 @@ from archdiff.read import hdf5 as h5
 from archdiff.read.assemble import architecture
 from archdiff.read.config import parse
 from archdiff.read.documents import parse_json_bytes
+from archdiff.read.hdf5_lite import Decline, open_lite
 
 
 def read_keras_zip(path: str) -> Architecture:
@@ -47,13 +48,31 @@ def read_keras_zip(path: str) -> Architecture:
             parsed = replace(parsed, keras_version=version,
                              dialect="keras2" if version.startswith("2.") else "keras3")
         if "model.weights.h5" in names:
-            with h5.open_zip_member_h5(path, zf, "model.weights.h5", where=f"{path}:model.weights.h5") as f:
-                tree = h5.read_keras3_tree([f], where=f"{path}:model.weights.h5")
+            where = f"{path}:model.weights.h5"
+            tree = _lite_tree(path, zf, where)
+            if tree is None:
+                with h5.open_zip_member_h5(path, zf, "model.weights.h5", where=where) as f:
+                    tree = h5.read_keras3_tree([f], where=where)
             return architecture(parsed, path=path, fmt="keras", weights=("keras3", tree))
         if "model.weights.json" in names:
             raise InputError("sharded weights inside a .keras zip are not read yet", path=path,
                              hint="save the weights unsharded, or pass the .weights.json file itself")
         return architecture(parsed, path=path, fmt="keras", weights=None)
+
+
+def _lite_tree(path: str, zf: zipfile.ZipFile, where: str) -> h5.SaveableNode | None:
+    """The weights tree read without h5py (:mod:`archdiff.read.hdf5_lite`), or None where h5py must read it."""
+    info = zf.getinfo("model.weights.h5")
+    h5.check_zip_member(info, where=where)
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    lite = open_lite(path, offset=h5.stored_member_offset(path, info), size=info.file_size)
+    if lite is None:
+        return None
+    try:
+        return h5.read_keras3_tree([lite], where=where)
+    except Decline:
+        return None
 
 
 def _zip_read(zf: zipfile.ZipFile, member: str, path: str) -> bytes:

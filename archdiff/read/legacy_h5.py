@@ -16,10 +16,18 @@ from archdiff.read import hdf5 as h5
 from archdiff.read.assemble import architecture, weight_spec
 from archdiff.read.config import parse
 from archdiff.read.documents import parse_json_bytes
+from archdiff.read.hdf5_lite import Decline, open_lite
 from archdiff.read.keras3_h5 import weights_only_keras3
 
 
 def read_h5(path: str) -> Architecture:
+    lite = open_lite(path, bare_root=True)
+    if lite is not None and not lite.root_attributes() and _keras3_layout(lite.kinds()):
+        # A Keras 3 weights file, read without h5py (archdiff.read.hdf5_lite) unless that reader steps aside.
+        try:
+            return weights_only_keras3(h5.read_keras3_tree([lite], where=path), path=path, fmt="weights.h5")
+        except Decline:
+            pass
     with h5.open_h5(path, where=path) as f:
         if not h5.has_keras3_layout(f):
             # Keras 3 trees are scanned as they are read; check the legacy layouts file-wide too.
@@ -51,6 +59,11 @@ def read_h5(path: str) -> Architecture:
             return weights_only_keras3(tree, path=path, fmt="weights.h5")
     raise InputError("HDF5 file holds neither a Keras model nor Keras weights", path=path,
                      hint="expected 'model_config', 'layer_names' or a 'layers' group")
+
+
+def _keras3_layout(kinds: dict[str, str]) -> bool:
+    """``h5.has_keras3_layout`` on a listing: a top-level ``layers`` container or ``vars``."""
+    return any(name in kinds for name in (*h5.LAYER_CONTAINERS, "vars"))
 
 
 def attach_legacy(layers: list[Layer], entries) -> tuple[list[Layer], list[str]]:
