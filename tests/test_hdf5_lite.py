@@ -63,10 +63,7 @@ def _lite_tree(path):
                 if "model.weights.h5" not in zf.namelist():
                     return None
                 return keras_zip._lite_tree(path, zf, path)
-        lite = open_lite(path, bare_root=True)
-        if lite is None or lite.root_attributes() or not legacy_h5._keras3_layout(lite.kinds()):
-            return None
-        return h5.read_keras3_tree([lite], where=path)
+        return legacy_h5._lite_tree(path)
     except Decline:
         return None
     except ArchdiffError as exc:

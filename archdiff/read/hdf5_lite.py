@@ -18,8 +18,8 @@ corrupt heaps) with their own error lines.
 
 So this reader never refuses a file and never answers where h5py would not:
 it either gives what the h5py-based reader gives (tests/test_hdf5_lite.py
-compares the two on every fixture, every ``keras.applications`` model and a
-corpus of damaged files) or steps aside. Every loop is bounded by the file's
+compares the two on every fixture, on files built with h5py to hold what it
+declines, and on a corpus of damaged files) or steps aside. Every loop is bounded by the file's
 size and archdiff's limits, so no input can make it run long.
 
 Spec: HDF5 File Format Specification version 3.0, sections II (superblock),

