@@ -90,9 +90,9 @@ def test_it_can_be_switched_off(monkeypatch):
 def test_children_inherit_h5py_where_their_readers_need_it_and_nothing_imports_it_otherwise(tmp_path):
     """Each reader's child imported h5py again (about 0.1 s each) when it was forked before the parent had:
     a transfer (which writes with h5py) and a diff with a Keras 2 .h5 (whose reader needs h5py) import it
-    once, before forking. Keras 3 files' trees are read without h5py (read.hdf5_lite): a topology diff of
-    two imports it nowhere, and a diff comparing their values imports it in the parent while the children
-    read. A diff of two JSON configs imports no h5py at all."""
+    once, before forking. Keras 3 files' trees and values are read without h5py (read.hdf5_lite,
+    store.lite): a diff of two imports it nowhere, unless that reader is switched off, when both children
+    inherit it. A diff of two JSON configs imports no h5py at all."""
     import subprocess
     import sys
 
@@ -116,18 +116,21 @@ print(seen, 'h5py' in sys.modules, file=sys.stderr)
                      str(tmp_path / "out.keras")],
         "topology": ["diff", str(demo / "source.keras"), str(demo / "target.keras"), "--topology-only"],
         "values": ["diff", str(demo / "source.keras"), str(demo / "target.keras")],
+        "values, lite off": ["diff", str(demo / "source.keras"), str(demo / "target.keras")],
         "keras 2": ["diff", str(FIXTURES / "keras2" / "functional.h5"), str(k3 / "functional.keras"),
                     "--topology-only"],
         "json": ["diff", str(k3 / "functional.json"), str(k3 / "nested.json")],
     }
     got = {}
     for name, argv in runs.items():
+        lite = "0" if name.endswith("lite off") else "1"
         done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
-                              env={**__import__("os").environ, "ARCHDIFF_CONTAIN": "1"})
+                              env={**__import__("os").environ, "ARCHDIFF_CONTAIN": "1", "ARCHDIFF_LITE_HDF5": lite})
         got[name] = done.stderr.strip().splitlines()[-1]
     assert got["transfer"] == "[True, True] True"
     assert got["topology"] == "[False, False] False"
-    assert got["values"] == "[False, False] True"
+    assert got["values"] == "[False, False] False"
+    assert got["values, lite off"] == "[True, True] True"
     assert got["keras 2"] == "[True, True] True"
     assert got["json"].endswith("False")
 

@@ -174,18 +174,22 @@ def run_diff(args) -> int:
         policy = load_policy(args.policy)
     from archdiff.read.dispatch import prefetch
     from archdiff.read.hdf5 import preload
+    from archdiff.read.hdf5_lite import enabled as lite_enabled
 
-    # The inputs are read in their children side by side. A Keras 3 file's tree needs no h5py (read.hdf5_lite):
-    # this process imports it meanwhile where the values are compared. Any other weight file's reader needs
-    # h5py: imported here first then, for both children to inherit, instead of three imports on two cores.
+    # The inputs are read in their children side by side. A Keras 3 file's tree needs no h5py (read.hdf5_lite)
+    # unless that reader is off. Any other weight file's reader needs h5py: imported here first then, for both
+    # children to inherit, instead of three imports on two cores.
     weights = all(str(x).lower().endswith(_WEIGHT_FILES) for x in (args.a, args.b))
     values = weights and options.values != "off"
-    if weights and not all(str(x).lower().endswith(_LITE_FILES) for x in (args.a, args.b)):
+    lite = all(str(x).lower().endswith(_LITE_FILES) for x in (args.a, args.b)) and lite_enabled()
+    if weights and not lite:
         preload()
     prefetch(args.a)
     prefetch(args.b)
     if values:
-        preload()
+        # Their values are read without h5py too (archdiff.store.lite), with numpy: only numpy is imported
+        # meanwhile then; h5py is imported where a file turns out to need it.
+        preload(h5py=not lite)
     both = factory_kwargs(args.factory_args)
     building = build_options(args)
     a = load(args.a, factory_kwargs={**both, **factory_kwargs(args.factory_args_a)}, **building)

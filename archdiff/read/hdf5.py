@@ -52,8 +52,8 @@ def _h5py():
     return h5py
 
 
-def preload() -> None:
-    """Import h5py and numpy now, in this process, before the inputs are read.
+def preload(*, h5py: bool = True) -> None:
+    """Import h5py and numpy (or numpy alone: ``h5py=False``) now, in this process, before the inputs are read.
 
     The readers read each file in a supervised child forked from this process
     (:mod:`archdiff.read.contain`). A child forked after h5py is imported
@@ -61,8 +61,10 @@ def preload() -> None:
     so a command that reads two HDF5-bearing files, or that needs h5py itself
     afterwards (a transfer writes with it), imports it once here instead.
     """
-    import h5py  # noqa: F401
     import numpy  # noqa: F401
+
+    if h5py:
+        import h5py as _  # noqa: F401
 
 
 class ZipMemberFile(io.RawIOBase):

@@ -94,6 +94,8 @@ class LiteFile:
         self._kinds: dict[str, str] = {}
         #: path -> (shape, dtype as numpy names it, item size, bytes stored, offset of contiguous data or None)
         self._datasets: dict[str, tuple[tuple[int, ...], str, int, int, int | None]] = {}
+        #: path -> the bytes of a compact dataset (its data sits in its layout message)
+        self._compact: dict[str, bytes] = {}
         self._collections: dict[int, bytes] = {}
         #: What each address read holds: libhdf5 refuses one address read as two kinds ("ring type mismatch").
         self._claims: dict[int, str] = {0: "superblock"}
@@ -207,7 +209,7 @@ class LiteFile:
                 if cached is not None:
                     raise Decline  # a dataset's entry caching a group's tables
                 self._kinds[path] = "dataset"
-                self._datasets[path] = self._dataset(messages)
+                self._datasets[path] = self._dataset(messages, path)
                 continue
             if path:
                 self._kinds[path] = "group"
@@ -338,7 +340,7 @@ class LiteFile:
         return out
 
     # -- datasets ----------------------------------------------------------------
-    def _dataset(self, messages) -> tuple[tuple[int, ...], str, int, int, int | None]:
+    def _dataset(self, messages, path: str) -> tuple[tuple[int, ...], str, int, int, int | None]:
         """(shape, dtype as numpy names it, item size, bytes stored, offset of contiguous data or None)."""
         found = {kind: data for kind, data in messages if kind in (_DATASPACE, _DATATYPE, _LAYOUT)}
         if len(found) != 3 or sum(1 for kind, _ in messages if kind in found) != 3:
@@ -364,6 +366,7 @@ class LiteFile:
             (stored,) = struct.unpack_from("<H", layout, 2)
             if stored != declared or len(layout) < 4 + stored:
                 raise Decline
+            self._compact[path] = layout[4:4 + stored]
             return shape, dtype, itemsize, stored, None
         raise Decline  # chunked or virtual
 
@@ -384,6 +387,15 @@ class LiteFile:
         if declared > DATASET_BOMB_FLOOR_BYTES and declared > DATASET_MAX_EXPANSION * stored:
             raise Decline  # the h5py reader refuses it, with its figures
         return shape, dtype
+
+    def data(self, path: str) -> tuple[tuple[int, ...], str, int | None, bytes | None] | None:
+        """Where a dataset's values lie: ``(shape, dtype, offset of its contiguous bytes, its compact bytes)``
+        (both None: no element, or never written), in C order and little-endian; None: no such dataset."""
+        found = self._datasets.get(path)
+        if found is None:
+            return None
+        shape, dtype, _, stored, offset = found
+        return shape, dtype, offset if stored else None, self._compact.get(path) if stored else None
 
     # -- attributes --------------------------------------------------------------
     def vars_name(self, path: str) -> str | None:
@@ -578,21 +590,27 @@ def open_lite(path: str, *, offset: int = 0, size: int | None = None, bare_root:
     except OSError:
         return None
     try:
-        total = os.fstat(fd).st_size
-        length = total - offset if size is None else size
-        if offset < 0 or length < 0 or offset + length > total:
-            return None
-
-        def read(at: int, n: int) -> bytes:
-            return os.pread(fd, n, offset + at)
-
-        try:
-            lite = LiteFile(read, length, bare_root=bare_root)
-            # The h5py reader refuses a corrupt global heap (hdf5_heaps): so is it declined here, and refused there.
-            check_heap_regions(lite.read_up_to, lite.size, lite.extents(), where=path)
-            return lite
-        except (Decline, InputError, struct.error, IndexError, ValueError, OverflowError, MemoryError,
-                RecursionError):
-            return None
+        return lite_from_fd(fd, offset=offset, size=size, where=path, bare_root=bare_root)
     finally:
         os.close(fd)
+
+
+def lite_from_fd(fd: int, *, offset: int = 0, size: int | None = None, where: str,
+                 bare_root: bool = False) -> LiteFile | None:
+    """As :func:`open_lite`, over a file descriptor the caller keeps open (and closes)."""
+    total = os.fstat(fd).st_size
+    length = total - offset if size is None else size
+    if offset < 0 or length < 0 or offset + length > total:
+        return None
+
+    def read(at: int, n: int) -> bytes:
+        return os.pread(fd, n, offset + at)
+
+    try:
+        lite = LiteFile(read, length, bare_root=bare_root)
+        # The h5py reader refuses a corrupt global heap (hdf5_heaps): so is it declined here, and refused there.
+        check_heap_regions(lite.read_up_to, lite.size, lite.extents(), where=where)
+        return lite
+    except (Decline, InputError, struct.error, IndexError, ValueError, OverflowError, MemoryError,
+            RecursionError, OSError):
+        return None

@@ -6,8 +6,10 @@ within a pair, variables are paired exactly as a transfer pairs them
 (:func:`archdiff.transfer.pair_variables`: by name where both files name them,
 by position in Keras 3 files), so a Keras 2 ``.h5`` and the Keras 3
 ``.keras`` it was ported into compare variable by variable. Each file is
-opened once through :mod:`archdiff.store` and read one variable (or one block
-of :data:`BLOCK_BYTES`) at a time: the two files are never whole in memory.
+opened once through :mod:`archdiff.store` (:mod:`archdiff.store.lite`, without
+h5py, where it reads the file) and read one variable (or one block of
+:data:`BLOCK_BYTES`) at a time per thread: the two files are never whole in
+memory (see ``_workers`` for the threads).
 Raw bytes are compared first; figures (:mod:`archdiff.diff.values.figures`)
 are computed only for variables that changed, and not at all in ``equal``
 mode, which stops at a variable's first differing block.
@@ -19,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from archdiff.diff.values.figures import UNKNOWN, Accumulator, Figures, bytes_equal, numeric, report_float
 from archdiff.read.hdf5 import preload as preload  # re-exported: h5py and numpy imported before the readers fork
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 VARIABLE_STATUSES = ("equal", "same-values", "changed", "not-compared")
 #: Bytes of one variable read at a time from each file; a variable over this is read by blocks.
 BLOCK_BYTES = 32 * 1024 * 1024
+#: Threads a value comparison runs on at most (one per core below that; see ``_workers``).
+MAX_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -216,11 +221,17 @@ def has_stored_weights(arch: Architecture) -> bool:
 
 
 def _open(arch: Architecture, stack: ExitStack):
-    """The file's store. Its datasets were checked when ``arch`` was read (``archdiff.read`` runs
-    ``check_dataset`` on every one), so, as a transfer does, the store skips that check; the whole-file
-    scan (links, cycles, heaps) still runs, and each dataset's shape is checked against what was read."""
+    """The file's store: without h5py where :mod:`archdiff.store.lite` reads it (a Keras 3 file as h5py
+    writes it for Keras, its metadata read and checked again now), else through h5py. Its datasets were
+    checked when ``arch`` was read (``archdiff.read`` runs ``check_dataset`` on every one), so, as a
+    transfer does, the h5py store skips that check; the whole-file scan (links, cycles, heaps) still runs,
+    and each dataset's shape is checked against what was read."""
     from archdiff.store import open_store
+    from archdiff.store.lite import open_lite_store
 
+    lite = open_lite_store(arch.source.path, format=arch.source.format, where=arch.source.shown)
+    if lite is not None:
+        return stack.enter_context(lite)
     return stack.enter_context(open_store(arch.source.path, format=arch.source.format, where=arch.source.shown,
                                           check_datasets=False))
 
@@ -280,24 +291,58 @@ def compare_values(a: Architecture, b: Architecture, pairs: Iterable[tuple[str, 
     """Compare the values of every paired layer's variables (``pairs``: ``(A path, B path)``)."""
     if mode not in ("figures", "equal"):
         raise ValueError(f"value mode '{mode}' is not one of figures, equal")
+    work: list[tuple] = []
+    for path_a, path_b in pairs:
+        la, lb = a.by_path[path_a], b.by_path[path_b]
+        paired, reason = _pair_layer(a, la, b, lb)
+        if paired != []:
+            work.append((path_a, path_b, lb.class_name, paired, reason))
     layers: list[LayerValues] = []
-    notes: list[str] = []
     with ExitStack() as stack:
-        store_a = store_b = None
-        for path_a, path_b in pairs:
-            la, lb = a.by_path[path_a], b.by_path[path_b]
-            paired, reason = _pair_layer(a, la, b, lb)
-            if paired == []:
-                continue
+        variables: Iterator[VariableValues] = iter(())
+        if any(paired for *_, paired, _ in work):
+            store_a, store_b = _open(a, stack), _open(b, stack)
+            jobs = [(label, sa, sb, how) for *_, paired, _ in work for label, sa, sb, how in paired or ()]
+
+            def one(job: tuple) -> VariableValues:
+                label, sa, sb, how = job
+                return _compare_variable(store_a, store_b, label, sa, sb, how, mode)
+
+            workers = _workers(store_a, store_b, len(jobs))
+            if workers > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                pool = ThreadPoolExecutor(workers, thread_name_prefix="archdiff-values")
+                stack.callback(pool.shutdown, wait=True, cancel_futures=True)  # before the stores close
+                variables = pool.map(one, jobs)
+            else:
+                variables = map(one, jobs)
+        for path_a, path_b, class_name, paired, reason in work:
             if paired is None:
-                layers.append(LayerValues(path_a, path_b, lb.class_name, (), reason))
-                continue
-            if store_a is None:
-                store_a, store_b = _open(a, stack), _open(b, stack)
-            variables = tuple(_compare_variable(store_a, store_b, label, sa, sb, how, mode)
-                              for label, sa, sb, how in paired)
-            layers.append(LayerValues(path_a, path_b, lb.class_name, variables))
-    return ValueComparison(mode, tuple(layers), tuple(notes))
+                layers.append(LayerValues(path_a, path_b, class_name, (), reason))
+            else:
+                layers.append(LayerValues(path_a, path_b, class_name, tuple(next(variables) for _ in paired)))
+    return ValueComparison(mode, tuple(layers), ())
+
+
+def _workers(store_a, store_b, jobs: int) -> int:
+    """Threads to compare on: one per core, up to :data:`MAX_WORKERS`, where both files are read without h5py.
+
+    Reading (``os.preadv``) and numpy's arithmetic release the GIL, so the
+    variables of a pair of files compare side by side. Each variable is still
+    compared on one thread, in the same order of blocks, so its figures are the
+    same bits whatever the number of threads; the results keep the pairs'
+    order. Through h5py (one global lock) threads would only wait on each other.
+    """
+    from archdiff.store.lite import LiteStore
+
+    if jobs < 2 or not (isinstance(store_a, LiteStore) and isinstance(store_b, LiteStore)):
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, cores, jobs))
 
 
 def _label(sa, sb) -> str:
