@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 VARIABLE_STATUSES = ("equal", "same-values", "changed", "not-compared")
 #: Bytes of one variable read at a time from each file; a variable over this is read by blocks.
 BLOCK_BYTES = 32 * 1024 * 1024
-#: Threads a value comparison runs on at most (one per core below that; see ``_workers``).
-MAX_WORKERS = 4
+#: Threads a value comparison runs on at most (one per core below that; see ``_workers``). Each holds up to
+#: two blocks of :data:`BLOCK_BYTES` and float64 work arrays: the bench's pair of 0.5 GB files
+#: (bench/bench_values.py ``big_row``) peaks at 343 MB on two threads, 189 MB on one, 209 MB through h5py.
+MAX_WORKERS = 2
 
 
 @dataclass(frozen=True)
