@@ -157,20 +157,31 @@ def corner_digest(dataset) -> str:
 
 def check_mapping(truth: dict, path: Path) -> list[str]:
     """Every variable archdiff assigns to a layer is the one Keras saved for it: the values at its HDF5
-    location (read with h5py) are those of that layer's variable in the live model."""
+    location (read with h5py) are those of that layer's variable in the live model. So are the values a
+    diff compares (read by the diff's own store: ``archdiff.store.lite`` where it reads the file)."""
+    from contextlib import ExitStack
+
+    from archdiff.diff.values.compare import _open, has_stored_weights
+
     arch = load(path)
     problems = []
-    with weights_h5(path) as f:
+    with weights_h5(path) as f, ExitStack() as stack:
+        store = _open(arch, stack) if has_stored_weights(arch) else None
         for layer in arch.layers:
             if layer.is_model or layer.is_operation:
                 continue
             want = [w["corner"] for w in keras_weights(truth, layer.path)]
-            got = [corner_digest(f[spec.location]) if spec.location else None for spec in layer.weights or ()]
+            specs = layer.weights or ()
+            got = [corner_digest(f[spec.location]) if spec.location else None for spec in specs]
+            diffed = [corner_digest(store.dataset(spec.location).read()) if spec.location and store else None
+                      for spec in specs]
             if layer.path not in truth["weights"]:  # a weights-only file's nested model: its layers' variables
-                got, want = sorted(map(str, got)), sorted(want)
+                got, diffed, want = sorted(map(str, got)), sorted(map(str, diffed)), sorted(want)
             if got != want:
-                problems.append(f"{layer.path}: the file's variables {[s.location for s in layer.weights or ()]} "
+                problems.append(f"{layer.path}: the file's variables {[s.location for s in specs]} "
                                 f"are not Keras' variables of that layer ({len(got)} vs {len(want)})")
+            elif store is not None and diffed != want:
+                problems.append(f"{layer.path}: a diff reads other values than Keras saved ({type(store).__name__})")
     return problems
 
 
