@@ -244,3 +244,29 @@ def test_a_value_diff_of_keras3_files_imports_no_h5py():
     a, b = str(FIXTURES / "demo" / "source.keras"), str(FIXTURES / "demo" / "target.keras")
     assert _imports_after(["diff", a, b]) == {"numpy"}
     assert _imports_after(["diff", a, b], ARCHDIFF_LITE_HDF5="0") == {"h5py", "numpy"}
+
+
+def test_a_comparison_whose_file_is_cut_short_stops_with_one_error_line_and_no_thread_left(tmp_path, monkeypatch):
+    import threading
+
+    from archdiff.read import load
+
+    from archdiff.store import lite
+
+    a, b = _perturbed(tmp_path)
+    arch_a, arch_b = load(str(a)), load(str(b))
+    real = lite.open_lite_store
+
+    def then_cut(path, **kwargs):
+        store = real(path, **kwargs)
+        if path == str(b):  # B loses its last half once its store is open: its datasets' bytes are gone
+            with open(b, "r+b") as f:
+                f.truncate(b.stat().st_size // 2)
+        return store
+
+    monkeypatch.setattr(lite, "open_lite_store", then_cut)
+    monkeypatch.setattr(values_compare.os, "sched_getaffinity", lambda pid: {0, 1})
+    with pytest.raises(InputError) as exc:
+        compare_weights(arch_a, arch_b)
+    assert "changed since it was read" in exc.value.one_line() and str(b) in exc.value.one_line()
+    assert not [t for t in threading.enumerate() if t.name.startswith("archdiff-values")]
