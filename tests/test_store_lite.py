@@ -250,7 +250,6 @@ def test_a_comparison_whose_file_is_cut_short_stops_with_one_error_line_and_no_t
     import threading
 
     from archdiff.read import load
-
     from archdiff.store import lite
 
     a, b = _perturbed(tmp_path)
