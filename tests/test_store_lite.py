@@ -269,3 +269,26 @@ def test_a_comparison_whose_file_is_cut_short_stops_with_one_error_line_and_no_t
         compare_weights(arch_a, arch_b)
     assert "changed since it was read" in exc.value.one_line() and str(b) in exc.value.one_line()
     assert not [t for t in threading.enumerate() if t.name.startswith("archdiff-values")]
+
+
+def test_an_encrypted_weights_member_goes_to_h5py_which_refuses_it(tmp_path):
+    """A stored member flagged encrypted holds no HDF5 bytes to read in place (the reader refuses it)."""
+    source = FIXTURES / "keras3" / "functional.keras"
+    flagged = tmp_path / "flagged.keras"
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as zf:
+        info = zf.getinfo("model.weights.h5")
+    assert info.compress_type == zipfile.ZIP_STORED
+    data[info.header_offset + 6] |= 0x1  # the local header's flags
+    name = info.filename.encode()
+    at = data.find(b"PK\x01\x02")
+    while data[at + 46:at + 46 + len(name)] != name:  # the member's central directory entry
+        at = data.find(b"PK\x01\x02", at + 4)
+    data[at + 8] |= 0x1
+    flagged.write_bytes(bytes(data))
+    with zipfile.ZipFile(flagged) as zf:
+        assert zf.getinfo("model.weights.h5").flag_bits & 0x1
+    assert open_lite_store(str(flagged), format="keras") is None
+    with pytest.raises(InputError) as exc:
+        open_store(str(flagged), format="keras")
+    assert "encrypted" in exc.value.one_line()

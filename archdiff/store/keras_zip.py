@@ -77,12 +77,14 @@ class KerasZipStore(WeightStore):
     # -- rewriting
     @classmethod
     def weights_span(cls, path: str) -> tuple[int, int] | None:
-        """``(offset, size)`` of the stored ``model.weights.h5`` bytes in the zip, or None when compressed."""
+        """``(offset, size)`` of the stored ``model.weights.h5`` bytes in the zip, or None when compressed;
+        refused where those bytes are not the HDF5 (encrypted), as the readers refuse it."""
         with _open_zip(path, path) as zf:
             try:
                 info = zf.getinfo(cls.MEMBER)
             except KeyError:
                 raise InputError(f"the .keras zip holds no {cls.MEMBER}", path=path) from None
+            h5.check_zip_member(info, where=path)
             if info.compress_type != zipfile.ZIP_STORED:
                 return None
             return h5.stored_member_offset(path, info), info.file_size

@@ -24,19 +24,17 @@ from __future__ import annotations
 
 import os
 import sys
-import zipfile
 
 from archdiff.errors import InputError
 from archdiff.read import hdf5_lite
 from archdiff.store.base import Dataset
+from archdiff.store.keras_zip import KerasZipStore
 
 #: The stored bytes are little-endian (the reader declines any other order); numpy's dtypes are the machine's.
 _BIG_ENDIAN = sys.byteorder == "big"
 
 #: The formats (``Source.format``) this store reads.
 FORMATS = ("keras", "weights.h5")
-#: The ``.keras`` zip member holding the weights.
-MEMBER = "model.weights.h5"
 
 
 class LiteDataset:
@@ -125,9 +123,6 @@ class LiteStore:
             os.close(self._fd)
             self._fd = None
 
-    def has(self, location: str) -> bool:
-        return self._lite.data(location.strip("/")) is not None
-
     def locations(self) -> list[str]:
         """Every dataset's location (``/layers/dense/vars/0``), sorted."""
         return sorted("/" + path for path, kind in self._lite.kinds().items() if kind == "dataset")
@@ -175,7 +170,7 @@ def open_lite_store(path: str, *, format: str, where: str | None = None) -> Lite
         if span is None:
             return None
         base, size = span
-        where = f"{where}:{MEMBER}"
+        where = f"{where}:{KerasZipStore.MEMBER}"  # as the .keras store names it
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -194,14 +189,7 @@ def open_lite_store(path: str, *, format: str, where: str | None = None) -> Lite
 def _stored_member(path: str) -> tuple[int, int] | None:
     """``(offset, size)`` of the ``.keras`` zip's stored weights member, or None (deflated, missing, odd):
     the h5py store then opens the zip and gives its own error line where there is one."""
-    from archdiff.read import hdf5 as h5
-
     try:
-        with zipfile.ZipFile(path) as zf:
-            info = zf.getinfo(MEMBER)
-            h5.check_zip_member(info, where=path)
-            if info.compress_type != zipfile.ZIP_STORED:
-                return None
-            return h5.stored_member_offset(path, info), info.file_size
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, InputError):
+        return KerasZipStore.weights_span(path)
+    except (OSError, InputError):
         return None
